@@ -1,0 +1,110 @@
+import { createPublicKey } from 'node:crypto';
+import { createRemoteJWKSet, errors, type JWTPayload, type JWTVerifyGetKey, jwtVerify, SignJWT } from 'jose';
+import type { AuthConfig } from '../config.js';
+import { clientError, ErrorCode } from '../errors.js';
+import { SERVICE_ROLE, type Viewer } from './viewer.js';
+
+/** Why a token was refused; the message is safe to show to the caller. */
+export class TokenError extends Error {
+  override readonly name = 'TokenError';
+}
+
+export interface TokenVerifier {
+  /** Verifies a JWT and returns its caller, or throws {@link TokenError}. */
+  verify(token: string): Promise<Viewer>;
+}
+
+const ASYMMETRIC_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'ES256', 'ES384', 'ES512', 'EdDSA'];
+
+export function createTokenVerifier(auth: AuthConfig): TokenVerifier {
+  let check: (token: string) => Promise<JWTPayload>;
+  if (auth.mode === 'secret') {
+    const key = new TextEncoder().encode(auth.secret);
+    check = async (token) => (await jwtVerify(token, key, { algorithms: ['HS256'] })).payload;
+  } else {
+    const key: JWTVerifyGetKey | ReturnType<typeof createPublicKey> =
+      auth.mode === 'jwks' ? createRemoteJWKSet(auth.jwksUrl) : createPublicKey(auth.publicKeyPem);
+    check = async (token) =>
+      (
+        await (typeof key === 'function'
+          ? jwtVerify(token, key, { algorithms: ASYMMETRIC_ALGORITHMS })
+          : jwtVerify(token, key, { algorithms: ASYMMETRIC_ALGORITHMS }))
+      ).payload;
+  }
+  return {
+    async verify(token) {
+      let payload: JWTPayload;
+      try {
+        payload = await check(token);
+      } catch (error) {
+        throw new TokenError(describeJoseError(error));
+      }
+      if (typeof payload.sub !== 'string' || payload.sub.length === 0 || payload.sub.length > 200) {
+        throw new TokenError('token has no usable "sub" claim (the user id)');
+      }
+      const claim = payload['roles'];
+      const roles = Array.isArray(claim)
+        ? claim.filter((role): role is string => typeof role === 'string')
+        : [];
+      return {
+        userId: payload.sub,
+        roles,
+        isService: roles.includes(SERVICE_ROLE),
+        expiresAt: typeof payload.exp === 'number' ? payload.exp * 1000 : null,
+      };
+    },
+  };
+}
+
+function describeJoseError(error: unknown): string {
+  if (error instanceof errors.JWTExpired) return 'token expired';
+  if (error instanceof errors.JWSSignatureVerificationFailed) return 'token signature is invalid';
+  if (error instanceof errors.JWTClaimValidationFailed)
+    return `token claim "${error.claim}" is invalid: ${error.reason}`;
+  if (error instanceof errors.JOSEAlgNotAllowed) return 'token algorithm is not accepted';
+  if (error instanceof errors.JWSInvalid || error instanceof errors.JWTInvalid) return 'token is malformed';
+  if (error instanceof errors.JWKSNoMatchingKey) return 'no key matches the token';
+  if (error instanceof errors.JOSEError) return `token rejected (${error.code})`;
+  return 'token could not be verified';
+}
+
+/** Extracts the token from an `Authorization: Bearer <token>` value; `null` when absent. */
+export function bearerToken(header: string | null | undefined): string | null {
+  if (header === null || header === undefined || header.trim() === '') return null;
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(header.trim());
+  if (!match?.[1]) throw new TokenError('expected "Authorization: Bearer <token>"');
+  return match[1];
+}
+
+/** Verifies an Authorization header value for a GraphQL request; UNAUTHENTICATED when it is bad. */
+export async function viewerFromHeader(verifier: TokenVerifier, header: string | null | undefined) {
+  try {
+    const token = bearerToken(header);
+    return token === null ? null : await verifier.verify(token);
+  } catch (error) {
+    if (error instanceof TokenError) throw clientError(ErrorCode.Unauthenticated, error.message);
+    throw error;
+  }
+}
+
+export interface MintOptions {
+  readonly service?: boolean;
+  /** A jose duration like `'1h'`, or seconds. @default '12h' */
+  readonly expiresIn?: string | number;
+}
+
+/** Signs an HS256 token for `userId` with `secret`. */
+export async function mintToken(
+  secret: string,
+  userId: string,
+  { service = false, expiresIn = '12h' }: MintOptions = {},
+) {
+  const jwt = new SignJWT({ roles: service ? [SERVICE_ROLE] : [] })
+    .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+    .setSubject(userId)
+    .setIssuedAt();
+  jwt.setExpirationTime(
+    typeof expiresIn === 'number' ? Math.floor(Date.now() / 1000) + expiresIn : expiresIn,
+  );
+  return jwt.sign(new TextEncoder().encode(secret));
+}

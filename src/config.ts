@@ -1,0 +1,180 @@
+import path from 'node:path';
+
+/** A variable of the environment that holds an unusable value; start-up stops with its message. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  constructor(
+    readonly variable: string,
+    detail: string,
+  ) {
+    super(`${variable}: ${detail}`);
+  }
+}
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
+const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error', 'silent'];
+
+/** How tokens are verified. `ephemeral` only exists outside production, when no key is configured. */
+export type AuthConfig =
+  | { readonly mode: 'secret'; readonly secret: string; readonly ephemeral: boolean }
+  | { readonly mode: 'jwks'; readonly jwksUrl: URL }
+  | { readonly mode: 'public-key'; readonly publicKeyPem: string };
+
+/** The service's whole configuration, read once from the environment by {@link loadConfig}. */
+export interface Config {
+  /** @default 4000 */
+  readonly port: number;
+  /** @default '127.0.0.1' */
+  readonly host: string;
+  /** Unset: embedded mode (SQLite + in-process bus and runner). */
+  readonly redisUrl: string | undefined;
+  /** Where the embedded store keeps its SQLite file. @default './data' */
+  readonly dataDir: string;
+  readonly auth: AuthConfig;
+  /** Origins allowed for CORS and WebSocket upgrades; empty allows any origin. */
+  readonly corsOrigins: readonly string[];
+  /** Server ping interval; a peer that has not answered the previous ping by then is dropped. @default 12000 */
+  readonly keepAliveMs: number;
+  /** Time a socket may take to send `connection_init`. @default 3000 */
+  readonly connectionInitTimeoutMs: number;
+  /** Tasks run at once by this process. @default 4 */
+  readonly workerConcurrency: number;
+  /** @default 'info' */
+  readonly logLevel: LogLevel;
+  /** Events kept per user in the event log; older cursors get `CURSOR_EXPIRED`. @default 1000 */
+  readonly eventRetention: number;
+  /** Whether GraphiQL is served at `/graphql`. @default true outside production */
+  readonly graphiql: boolean;
+  /** @default 'development' */
+  readonly nodeEnv: string;
+  readonly production: boolean;
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+function readInt(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name]?.trim();
+  if (raw === undefined || raw === '') return fallback;
+  if (!/^-?\d+$/.test(raw))
+    throw new ConfigError(name, `expected a whole number, got ${JSON.stringify(raw)}`);
+  const value = Number(raw);
+  if (value < min || value > max) {
+    throw new ConfigError(name, `expected a number from ${min} to ${max}, got ${value}`);
+  }
+  return value;
+}
+
+function readBool(env: Env, name: string, fallback: boolean): boolean {
+  const raw = env[name]?.trim().toLowerCase();
+  if (raw === undefined || raw === '') return fallback;
+  if (['1', 'true', 'yes', 'on'].includes(raw)) return true;
+  if (['0', 'false', 'no', 'off'].includes(raw)) return false;
+  throw new ConfigError(name, `expected true or false, got ${JSON.stringify(env[name])}`);
+}
+
+function readAuth(env: Env, production: boolean): AuthConfig {
+  const secret = env['AUTH_JWT_SECRET'];
+  const jwksUrl = env['AUTH_JWKS_URL'];
+  const publicKey = env['AUTH_PUBLIC_KEY'];
+  const set = [
+    secret && 'AUTH_JWT_SECRET',
+    jwksUrl && 'AUTH_JWKS_URL',
+    publicKey && 'AUTH_PUBLIC_KEY',
+  ].filter(Boolean);
+  if (set.length > 1) {
+    throw new ConfigError(set.join(', '), 'set only one of AUTH_JWT_SECRET, AUTH_JWKS_URL, AUTH_PUBLIC_KEY');
+  }
+  if (secret) {
+    if (Buffer.byteLength(secret) < 32) {
+      throw new ConfigError('AUTH_JWT_SECRET', 'must be at least 32 bytes long for HS256');
+    }
+    return { mode: 'secret', secret, ephemeral: false };
+  }
+  if (jwksUrl) {
+    let url: URL;
+    try {
+      url = new URL(jwksUrl);
+    } catch {
+      throw new ConfigError('AUTH_JWKS_URL', `not a URL: ${JSON.stringify(jwksUrl)}`);
+    }
+    if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+      throw new ConfigError('AUTH_JWKS_URL', 'must be an http(s) URL');
+    }
+    return { mode: 'jwks', jwksUrl: url };
+  }
+  if (publicKey) {
+    const pem = publicKey.includes('\\n') ? publicKey.replaceAll('\\n', '\n') : publicKey;
+    if (!pem.includes('-----BEGIN PUBLIC KEY-----')) {
+      throw new ConfigError('AUTH_PUBLIC_KEY', 'expected a PEM "-----BEGIN PUBLIC KEY-----" block (SPKI)');
+    }
+    return { mode: 'public-key', publicKeyPem: pem };
+  }
+  if (production) {
+    throw new ConfigError(
+      'AUTH_JWT_SECRET',
+      'NODE_ENV=production needs a token key: set AUTH_JWT_SECRET, AUTH_JWKS_URL or AUTH_PUBLIC_KEY',
+    );
+  }
+  return { mode: 'secret', secret: crypto.randomUUID() + crypto.randomUUID(), ephemeral: true };
+}
+
+/**
+ * Reads and validates the configuration. Throws {@link ConfigError} naming the first bad variable.
+ */
+export function loadConfig(env: Env = process.env): Config {
+  const nodeEnv = env['NODE_ENV']?.trim() || 'development';
+  const production = nodeEnv === 'production';
+  const logLevel = (env['LOG_LEVEL']?.trim().toLowerCase() || 'info') as LogLevel;
+  if (!LOG_LEVELS.includes(logLevel)) {
+    throw new ConfigError(
+      'LOG_LEVEL',
+      `expected one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(env['LOG_LEVEL'])}`,
+    );
+  }
+  const redisUrl = env['REDIS_URL']?.trim() || undefined;
+  if (redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl)) {
+    throw new ConfigError(
+      'REDIS_URL',
+      `expected redis://host:port or rediss://..., got ${JSON.stringify(redisUrl)}`,
+    );
+  }
+  const host = env['HOST']?.trim() || '127.0.0.1';
+  const corsOrigins = (env['CORS_ORIGINS'] ?? '')
+    .split(',')
+    .map((origin) => origin.trim())
+    .filter(Boolean);
+  for (const origin of corsOrigins) {
+    if (origin === '*') continue;
+    let parsed: URL;
+    try {
+      parsed = new URL(origin);
+    } catch {
+      throw new ConfigError(
+        'CORS_ORIGINS',
+        `not an origin: ${JSON.stringify(origin)} (expected e.g. https://app.example.com)`,
+      );
+    }
+    if (parsed.origin !== origin) {
+      throw new ConfigError(
+        'CORS_ORIGINS',
+        `${JSON.stringify(origin)} is not a bare origin; use ${parsed.origin}`,
+      );
+    }
+  }
+  return {
+    port: readInt(env, 'PORT', 4000, 0, 65535),
+    host,
+    redisUrl,
+    dataDir: path.resolve(env['DATA_DIR']?.trim() || './data'),
+    auth: readAuth(env, production),
+    corsOrigins,
+    keepAliveMs: readInt(env, 'KEEPALIVE_MS', 12_000, 100, 600_000),
+    connectionInitTimeoutMs: readInt(env, 'CONNECTION_INIT_TIMEOUT_MS', 3_000, 100, 600_000),
+    workerConcurrency: readInt(env, 'WORKER_CONCURRENCY', 4, 0, 1_000),
+    logLevel,
+    eventRetention: readInt(env, 'EVENT_RETENTION', 1_000, 1, 10_000_000),
+    graphiql: readBool(env, 'GRAPHIQL', !production),
+    nodeEnv,
+    production,
+  };
+}

@@ -1,0 +1,80 @@
+import type { Task, TaskEvent, TaskStatus } from '../tasks/task.js';
+
+/** What a transition does to a task: the next state, or `null` to leave it as it is. */
+export type TaskChange = (current: Task) => Task | null;
+
+export interface TaskPage {
+  readonly tasks: readonly Task[];
+  readonly hasNextPage: boolean;
+  /** Opaque cursor of each returned task, for Relay edges. */
+  readonly cursors: readonly string[];
+}
+
+export interface TaskListQuery {
+  /** Only this user's tasks; unset lists every user's (service callers). */
+  readonly userId?: string | undefined;
+  readonly statuses?: readonly TaskStatus[] | undefined;
+  readonly first: number;
+  /** A cursor from a previous page; throws `InvalidCursorError` when it is not one. */
+  readonly after?: string | undefined;
+}
+
+export interface ReadEventsOptions {
+  /** Only events whose task reached a final status. */
+  readonly finalOnly: boolean;
+  readonly limit: number;
+}
+
+/**
+ * Task store and per-user event log behind one port: every transition updates the task, appends
+ * the event to its owner's log and publishes it to the live bus as one step, so a reader of the
+ * log and a listener of the bus never disagree.
+ */
+export interface TaskRepository {
+  /**
+   * Stores a new QUEUED task and its first event. With an idempotency key already used by the same
+   * user, nothing is stored and the existing task is returned with `created: false`.
+   */
+  create(task: Task): Promise<{ task: Task; created: boolean }>;
+  get(id: string): Promise<Task | null>;
+  list(query: TaskListQuery): Promise<TaskPage>;
+  /** Applies `change` atomically; returns the stored task and its event, or `null` when nothing changed. */
+  transition(id: string, change: TaskChange): Promise<TaskEvent | null>;
+  /**
+   * Events of `userId` after `after` (exclusive; `null` = from the start of the retained log),
+   * oldest first. Throws `CursorExpiredError` when events after the cursor were trimmed, and
+   * `InvalidCursorError` for a string this log did not issue.
+   */
+  readEvents(userId: string, after: string | null, options: ReadEventsOptions): Promise<TaskEvent[]>;
+  /** Cursor of the newest event in the user's log, or `null` when it is empty. */
+  lastCursor(userId: string): Promise<string | null>;
+  /** Negative when `a` is older than `b`, 0 when equal, positive when newer. Both must be valid. */
+  compareCursors(a: string, b: string): number;
+  /** Throws `InvalidCursorError` unless `cursor` has the form this log issues. */
+  assertCursor(cursor: string): void;
+}
+
+/** Fan-out of each user's events to the listeners of this process. */
+export interface LiveBus {
+  /** Returns a function that removes the listener. The listener must not throw. */
+  subscribe(userId: string, listener: (event: TaskEvent) => void): Promise<() => void>;
+}
+
+/** Where queued tasks wait for a worker. */
+export interface TaskQueue {
+  /** Tells the workers that `task` is queued (new, or back for a retry at `task.runAt`). */
+  enqueue(task: Task): Promise<void>;
+  /** Tells whoever runs `taskId` to abort it. */
+  cancel(taskId: string): Promise<void>;
+}
+
+/** One backend (embedded or distributed): the ports the rest of the code depends on. */
+export interface Backend {
+  readonly tasks: TaskRepository;
+  readonly bus: LiveBus;
+  readonly queue: TaskQueue;
+  /** Starts this process's workers; `concurrency` 0 starts none. */
+  startWorkers(concurrency: number): Promise<void>;
+  /** Stops the workers (in-flight tasks are handed back to the queue) and releases connections. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,290 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { CursorExpiredError, InvalidCursorError } from '../../errors.js';
+import { isFinal, type Task, type TaskEvent, TaskStatus } from '../../tasks/task.js';
+import type { ReadEventsOptions, TaskChange, TaskListQuery, TaskPage, TaskRepository } from '../ports.js';
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS tasks (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  id TEXT NOT NULL UNIQUE,
+  user_id TEXT NOT NULL,
+  status TEXT NOT NULL,
+  external INTEGER NOT NULL,
+  run_at INTEGER NOT NULL,
+  idempotency_key TEXT,
+  data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tasks_by_user ON tasks (user_id, seq);
+CREATE UNIQUE INDEX IF NOT EXISTS tasks_by_idempotency_key ON tasks (user_id, idempotency_key)
+  WHERE idempotency_key IS NOT NULL;
+CREATE INDEX IF NOT EXISTS tasks_due ON tasks (status, external, run_at);
+CREATE TABLE IF NOT EXISTS events (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  user_id TEXT NOT NULL,
+  final INTEGER NOT NULL,
+  data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_user ON events (user_id, seq);
+CREATE TABLE IF NOT EXISTS trimmed_logs (
+  user_id TEXT PRIMARY KEY,
+  trimmed_through INTEGER NOT NULL
+);
+`;
+
+interface TaskRow {
+  seq: number;
+  data: string;
+}
+interface EventRow {
+  seq: number;
+  data: string;
+}
+
+const TASK_CURSOR_PREFIX = 't';
+
+function encodeTaskCursor(seq: number): string {
+  return Buffer.from(`${TASK_CURSOR_PREFIX}:${seq}`).toString('base64url');
+}
+
+function decodeTaskCursor(cursor: string): number {
+  const match = /^t:(\d{1,15})$/.exec(Buffer.from(cursor, 'base64url').toString());
+  if (!match?.[1]) throw new InvalidCursorError(`not a task list cursor: ${JSON.stringify(cursor)}`);
+  return Number(match[1]);
+}
+
+function parseEventCursor(cursor: string): number {
+  if (!/^\d{1,15}$/.test(cursor))
+    throw new InvalidCursorError(`not an event cursor: ${JSON.stringify(cursor)}`);
+  return Number(cursor);
+}
+
+export interface SqliteRepositoryOptions {
+  /** Directory of the database file; `:memory:` keeps it in memory. */
+  readonly dataDir: string;
+  /** Events kept per user. */
+  readonly eventRetention: number;
+  /** Called with each event after its transaction commits. */
+  readonly publish: (event: TaskEvent) => void;
+}
+
+/**
+ * Tasks and per-user event logs in one SQLite file. Each transition is one transaction (update the
+ * task, append the event, trim the user's log) and is published once it has committed.
+ */
+export class SqliteRepository implements TaskRepository {
+  readonly #db: Database.Database;
+  readonly #retention: number;
+  readonly #publish: (event: TaskEvent) => void;
+  readonly #statements;
+
+  constructor({ dataDir, eventRetention, publish }: SqliteRepositoryOptions) {
+    let file = ':memory:';
+    if (dataDir !== ':memory:') {
+      fs.mkdirSync(dataDir, { recursive: true });
+      file = path.join(dataDir, 'tasks.sqlite');
+    }
+    this.#db = new Database(file);
+    this.#db.pragma('journal_mode = WAL');
+    this.#db.pragma('synchronous = NORMAL');
+    this.#db.pragma('busy_timeout = 5000');
+    this.#db.exec(SCHEMA);
+    this.#retention = eventRetention;
+    this.#publish = publish;
+    const db = this.#db;
+    this.#statements = {
+      insertTask: db.prepare<[string, string, string, number, number, string | null, string]>(
+        'INSERT INTO tasks (id, user_id, status, external, run_at, idempotency_key, data) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      ),
+      taskById: db.prepare<[string], TaskRow>('SELECT seq, data FROM tasks WHERE id = ?'),
+      taskByKey: db.prepare<[string, string], TaskRow>(
+        'SELECT seq, data FROM tasks WHERE user_id = ? AND idempotency_key = ?',
+      ),
+      updateTask: db.prepare<[string, number, number, string, string]>(
+        'UPDATE tasks SET status = ?, external = ?, run_at = ?, data = ? WHERE id = ?',
+      ),
+      insertEvent: db.prepare<[string, number, string]>(
+        'INSERT INTO events (user_id, final, data) VALUES (?, ?, ?)',
+      ),
+      retentionEdge: db.prepare<[string, number], { seq: number }>(
+        'SELECT seq FROM events WHERE user_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?',
+      ),
+      trimEvents: db.prepare<[string, number]>('DELETE FROM events WHERE user_id = ? AND seq <= ?'),
+      markTrimmed: db.prepare<[string, number]>(
+        `INSERT INTO trimmed_logs (user_id, trimmed_through) VALUES (?, ?)
+         ON CONFLICT (user_id) DO UPDATE SET trimmed_through = max(trimmed_through, excluded.trimmed_through)`,
+      ),
+      trimmedThrough: db.prepare<[string], { trimmed_through: number }>(
+        'SELECT trimmed_through FROM trimmed_logs WHERE user_id = ?',
+      ),
+      eventsAfter: db.prepare<[string, number, number], EventRow>(
+        'SELECT seq, data FROM events WHERE user_id = ? AND seq > ? ORDER BY seq LIMIT ?',
+      ),
+      finalEventsAfter: db.prepare<[string, number, number], EventRow>(
+        'SELECT seq, data FROM events WHERE user_id = ? AND seq > ? AND final = 1 ORDER BY seq LIMIT ?',
+      ),
+      lastEvent: db.prepare<[string], { seq: number }>(
+        'SELECT max(seq) AS seq FROM events WHERE user_id = ?',
+      ),
+      lastIssuedEvent: db.prepare<[], { seq: number }>(
+        "SELECT seq FROM sqlite_sequence WHERE name = 'events'",
+      ),
+      dueTasks: db.prepare<[string, number, number], { id: string }>(
+        'SELECT id FROM tasks WHERE status = ? AND external = 0 AND run_at <= ? ORDER BY run_at, seq LIMIT ?',
+      ),
+      nextDue: db.prepare<[string], { run_at: number | null }>(
+        'SELECT min(run_at) AS run_at FROM tasks WHERE status = ? AND external = 0',
+      ),
+      tasksWithStatus: db.prepare<[string], { id: string }>(
+        'SELECT id FROM tasks WHERE status = ? AND external = 0 ORDER BY seq',
+      ),
+    };
+  }
+
+  async create(task: Task): Promise<{ task: Task; created: boolean }> {
+    const pending: TaskEvent[] = [];
+    const result = this.#db.transaction(() => {
+      if (task.idempotencyKey !== null) {
+        const existing = this.#statements.taskByKey.get(task.userId, task.idempotencyKey);
+        if (existing) return { task: JSON.parse(existing.data) as Task, created: false };
+      }
+      this.#statements.insertTask.run(
+        task.id,
+        task.userId,
+        task.status,
+        task.external ? 1 : 0,
+        task.runAt,
+        task.idempotencyKey,
+        JSON.stringify(task),
+      );
+      pending.push(this.#append(task));
+      return { task, created: true };
+    })();
+    for (const event of pending) this.#publish(event);
+    return result;
+  }
+
+  async get(id: string): Promise<Task | null> {
+    const row = this.#statements.taskById.get(id);
+    return row ? (JSON.parse(row.data) as Task) : null;
+  }
+
+  async list({ userId, statuses, first, after }: TaskListQuery): Promise<TaskPage> {
+    const where: string[] = [];
+    const params: (string | number)[] = [];
+    if (userId !== undefined) {
+      where.push('user_id = ?');
+      params.push(userId);
+    }
+    if (statuses && statuses.length > 0) {
+      where.push(`status IN (${statuses.map(() => '?').join(', ')})`);
+      params.push(...statuses);
+    }
+    if (after !== undefined) {
+      where.push('seq < ?');
+      params.push(decodeTaskCursor(after));
+    }
+    const sql = `SELECT seq, data FROM tasks ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq DESC LIMIT ?`;
+    const rows = this.#db.prepare<(string | number)[], TaskRow>(sql).all(...params, first + 1);
+    const page = rows.slice(0, first);
+    return {
+      tasks: page.map((row) => JSON.parse(row.data) as Task),
+      cursors: page.map((row) => encodeTaskCursor(row.seq)),
+      hasNextPage: rows.length > first,
+    };
+  }
+
+  async transition(id: string, change: TaskChange): Promise<TaskEvent | null> {
+    const event = this.#transitionNow(id, change);
+    if (event) this.#publish(event);
+    return event;
+  }
+
+  async readEvents(userId: string, after: string | null, { finalOnly, limit }: ReadEventsOptions) {
+    const afterSeq = after === null ? 0 : parseEventCursor(after);
+    const read = this.#db.transaction(() => {
+      const trimmed = this.#statements.trimmedThrough.get(userId)?.trimmed_through ?? 0;
+      const issued = this.#statements.lastIssuedEvent.get()?.seq ?? 0;
+      // A cursor below the trimmed edge lost events; one above everything issued comes from another database.
+      if (after !== null && (afterSeq < trimmed || afterSeq > issued)) {
+        throw new CursorExpiredError(`cursor ${after} is outside the retained event log`);
+      }
+      const statement = finalOnly ? this.#statements.finalEventsAfter : this.#statements.eventsAfter;
+      return statement.all(userId, afterSeq, limit);
+    });
+    return read().map((row) => ({ cursor: String(row.seq), task: JSON.parse(row.data) as Task }));
+  }
+
+  async lastCursor(userId: string): Promise<string | null> {
+    const seq = this.#statements.lastEvent.get(userId)?.seq;
+    return seq ? String(seq) : null;
+  }
+
+  compareCursors(a: string, b: string): number {
+    return parseEventCursor(a) - parseEventCursor(b);
+  }
+
+  assertCursor(cursor: string): void {
+    parseEventCursor(cursor);
+  }
+
+  /** Moves up to `limit` due QUEUED tasks to RUNNING with `claim`, oldest due first. Embedded runner only. */
+  claimDue(now: number, limit: number, claim: TaskChange): Task[] {
+    const events = this.#db.transaction(() =>
+      this.#statements.dueTasks
+        .all(TaskStatus.Queued, now, limit)
+        .map((row) => this.#transitionNow(row.id, claim))
+        .filter((event) => event !== null),
+    )();
+    for (const event of events) this.#publish(event);
+    return events.map((event) => event.task);
+  }
+
+  /** When the next queued task becomes due, or `null` when none waits. */
+  nextDueAt(): number | null {
+    return this.#statements.nextDue.get(TaskStatus.Queued)?.run_at ?? null;
+  }
+
+  /** Ids of tasks our runner had RUNNING; after a crash these were interrupted. */
+  runningTaskIds(): string[] {
+    return this.#statements.tasksWithStatus.all(TaskStatus.Running).map((row) => row.id);
+  }
+
+  close(): void {
+    this.#db.close();
+  }
+
+  #transitionNow(id: string, change: TaskChange): TaskEvent | null {
+    return this.#db.transaction(() => {
+      const row = this.#statements.taskById.get(id);
+      if (!row) return null;
+      const current = JSON.parse(row.data) as Task;
+      const next = change(current);
+      if (!next) return null;
+      const stored: Task = { ...next, version: current.version + 1 };
+      this.#statements.updateTask.run(
+        stored.status,
+        stored.external ? 1 : 0,
+        stored.runAt,
+        JSON.stringify(stored),
+        id,
+      );
+      return this.#append(stored);
+    })();
+  }
+
+  #append(task: Task): TaskEvent {
+    const { lastInsertRowid } = this.#statements.insertEvent.run(
+      task.userId,
+      isFinal(task.status) ? 1 : 0,
+      JSON.stringify(task),
+    );
+    const edge = this.#statements.retentionEdge.get(task.userId, this.#retention);
+    if (edge) {
+      this.#statements.trimEvents.run(task.userId, edge.seq);
+      this.#statements.markTrimmed.run(task.userId, edge.seq);
+    }
+    return { cursor: String(lastInsertRowid), task };
+  }
+}

@@ -1,0 +1,124 @@
+import type { Logger } from '../logger.js';
+import type { TaskRepository } from '../store/ports.js';
+import type { KindRegistry } from './kind-registry.js';
+import { retryDelay, TaskFailure } from './kinds/kind.js';
+import type { Task, TaskFailureInfo } from './task.js';
+import * as transitions from './transitions.js';
+
+/** Progress is written at most this often per task; the last value is always written. */
+const PROGRESS_INTERVAL_MS = 100;
+
+/** Why a run's signal was aborted. */
+export type AbortCause = 'cancelled' | 'timeout' | 'shutdown';
+
+export interface ExecutorDeps {
+  readonly repository: TaskRepository;
+  readonly kinds: KindRegistry;
+  readonly logger: Logger;
+  readonly now?: () => number;
+}
+
+/** What happened to a run, for the worker that drives it. */
+export type RunOutcome =
+  | { readonly type: 'succeeded' | 'failed' | 'handed-back' | 'cancelled' }
+  | { readonly type: 'retry'; readonly task: Task };
+
+/**
+ * Runs one claimed (RUNNING) task to its outcome and writes that outcome: success, failure, a
+ * retry after backoff, or a hand-back when the worker stops. `abort` lets the owner cancel it.
+ */
+export async function executeTask(
+  task: Task,
+  abort: AbortController,
+  { repository, kinds, logger, now = Date.now }: ExecutorDeps,
+): Promise<RunOutcome> {
+  const attempt = task.attempts;
+  const kind = kinds.get(task.kind);
+  if (!kind?.handler) {
+    await repository.transition(
+      task.id,
+      transitions.fail(
+        attempt,
+        { code: 'UNKNOWN_KIND', message: `no handler for task kind ${task.kind}` },
+        now(),
+      ),
+    );
+    return { type: 'failed' };
+  }
+
+  const timeout = setTimeout(() => abort.abort('timeout' satisfies AbortCause), kind.timeoutMs);
+  let progressTimer: NodeJS.Timeout | undefined;
+  let lastProgressWrite = 0;
+  let progressWrites = Promise.resolve();
+  const writeProgress = (progress: number) => {
+    lastProgressWrite = now();
+    progressWrites = progressWrites
+      .then(() => repository.transition(task.id, transitions.reportProgress(attempt, progress)))
+      .then(
+        () => undefined,
+        (err: unknown) => logger.warn('progress write failed', { taskId: task.id, err }),
+      );
+  };
+  const reportProgress = (value: number) => {
+    if (abort.signal.aborted || !Number.isFinite(value)) return;
+    const progress = Math.min(1, Math.max(0, value));
+    clearTimeout(progressTimer);
+    const wait = lastProgressWrite + PROGRESS_INTERVAL_MS - now();
+    if (wait <= 0) writeProgress(progress);
+    else progressTimer = setTimeout(() => writeProgress(progress), wait);
+  };
+
+  let outcome: { result: unknown } | { error: unknown };
+  try {
+    abort.signal.throwIfAborted();
+    const result = await kind.handler(task.input, {
+      signal: abort.signal,
+      reportProgress,
+      attempt,
+      taskId: task.id,
+      userId: task.userId,
+    });
+    abort.signal.throwIfAborted();
+    outcome = { result };
+  } catch (error) {
+    outcome = { error };
+  } finally {
+    clearTimeout(timeout);
+    clearTimeout(progressTimer);
+  }
+  await progressWrites;
+
+  if ('result' in outcome) {
+    if (outcome.result === undefined) outcome = { result: null };
+    const written = await repository.transition(
+      task.id,
+      transitions.succeed(attempt, (outcome.result ?? null) as Task['result'], now()),
+    );
+    return { type: written ? 'succeeded' : 'cancelled' };
+  }
+
+  const cause = abort.signal.aborted ? (abort.signal.reason as AbortCause) : undefined;
+  if (cause === 'cancelled') return { type: 'cancelled' };
+  if (cause === 'shutdown') {
+    await repository.transition(task.id, transitions.handBack(attempt, now()));
+    return { type: 'handed-back' };
+  }
+  const failure = describeFailure(outcome.error, cause, kind.timeoutMs);
+  const retryable = !(outcome.error instanceof TaskFailure) || outcome.error.retryable;
+  if (retryable && attempt < kind.attempts) {
+    const runAt = now() + retryDelay(kind.backoff, attempt);
+    logger.info('task attempt failed; retrying', { taskId: task.id, attempt, code: failure.code, runAt });
+    const event = await repository.transition(task.id, transitions.retry(attempt, runAt));
+    return event ? { type: 'retry', task: event.task } : { type: 'cancelled' };
+  }
+  logger.info('task failed', { taskId: task.id, attempt, code: failure.code });
+  const written = await repository.transition(task.id, transitions.fail(attempt, failure, now()));
+  return { type: written ? 'failed' : 'cancelled' };
+}
+
+function describeFailure(error: unknown, cause: AbortCause | undefined, timeoutMs: number): TaskFailureInfo {
+  if (cause === 'timeout') return { code: 'TIMEOUT', message: `attempt timed out after ${timeoutMs} ms` };
+  if (error instanceof TaskFailure) return { code: error.code, message: error.message };
+  if (error instanceof Error) return { code: 'HANDLER_ERROR', message: error.message };
+  return { code: 'HANDLER_ERROR', message: String(error) };
+}

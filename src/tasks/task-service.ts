@@ -1,0 +1,249 @@
+import { randomUUID } from 'node:crypto';
+import type { Viewer } from '../auth/viewer.js';
+import { clientError, ErrorCode, InvalidCursorError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import type { Backend, TaskPage } from '../store/ports.js';
+import type { KindRegistry } from './kind-registry.js';
+import { isFinal, type Json, type Task, TaskStatus } from './task.js';
+import * as transitions from './transitions.js';
+
+export interface StartTaskArgs {
+  readonly kind: string;
+  readonly input?: Json | undefined;
+  readonly userId?: string | undefined;
+  readonly idempotencyKey?: string | undefined;
+}
+
+export interface ListTasksArgs {
+  readonly userId?: string | undefined;
+  readonly status?: readonly TaskStatus[] | undefined;
+  readonly first?: number | undefined;
+  readonly after?: string | undefined;
+}
+
+export const DEFAULT_PAGE_SIZE = 20;
+export const MAX_PAGE_SIZE = 100;
+const MAX_ID_LENGTH = 200;
+const MAX_INPUT_BYTES = 1_048_576;
+
+/** Throws UNAUTHENTICATED unless there is a verified caller. */
+export function requireViewer(viewer: Viewer | null): Viewer {
+  if (!viewer) {
+    throw clientError(
+      ErrorCode.Unauthenticated,
+      'Authentication required: send "Authorization: Bearer <token>" (graphql-ws: connectionParams.authorization)',
+    );
+  }
+  return viewer;
+}
+
+/** Throws FORBIDDEN unless the caller is `userId` or a service. */
+export function assertCanActFor(viewer: Viewer, userId: string): void {
+  if (viewer.userId !== userId && !viewer.isService) {
+    throw clientError(
+      ErrorCode.Forbidden,
+      `user ${viewer.userId} may not access the tasks of user ${userId}`,
+    );
+  }
+}
+
+function assertService(viewer: Viewer, what: string): void {
+  if (!viewer.isService) throw clientError(ErrorCode.Forbidden, `${what} needs the service role`);
+}
+
+function badInput(field: string, message: string, extra: Record<string, unknown> = {}) {
+  return clientError(ErrorCode.BadUserInput, `${field}: ${message}`, { field, ...extra });
+}
+
+function assertId(field: string, value: string): void {
+  if (value.length === 0 || value.length > MAX_ID_LENGTH) {
+    throw badInput(field, `must be 1 to ${MAX_ID_LENGTH} characters`);
+  }
+}
+
+/**
+ * The domain operations behind the GraphQL fields, with authorization: a user acts on their own
+ * tasks, a service caller on anyone's.
+ */
+export class TaskService {
+  readonly #backend: Backend;
+  readonly #logger: Logger;
+  readonly kinds: KindRegistry;
+
+  constructor(backend: Backend, kinds: KindRegistry, logger: Logger) {
+    this.#backend = backend;
+    this.kinds = kinds;
+    this.#logger = logger;
+  }
+
+  async start(viewer: Viewer, args: StartTaskArgs): Promise<Task> {
+    const userId = args.userId ?? viewer.userId;
+    assertId('userId', userId);
+    if (userId !== viewer.userId && !viewer.isService) {
+      throw clientError(
+        ErrorCode.Forbidden,
+        'only a service caller may start a task on behalf of another user',
+      );
+    }
+    const kind = this.kinds.get(args.kind);
+    if (!kind) {
+      throw badInput('kind', `unknown task kind ${JSON.stringify(args.kind)}`, {
+        knownKinds: this.kinds.list().map((k) => k.name),
+      });
+    }
+    if (
+      args.idempotencyKey !== undefined &&
+      (args.idempotencyKey.length === 0 || args.idempotencyKey.length > 200)
+    ) {
+      throw badInput('idempotencyKey', 'must be 1 to 200 characters');
+    }
+    const rawInput = args.input ?? {};
+    if (Buffer.byteLength(JSON.stringify(rawInput)) > MAX_INPUT_BYTES) {
+      throw badInput('input', `larger than ${MAX_INPUT_BYTES} bytes`);
+    }
+    const parsed = this.kinds.parseInput(kind, rawInput);
+    if (!parsed.ok) {
+      const [first] = parsed.problems;
+      throw badInput(first?.path ?? 'input', first?.message ?? 'invalid', { problems: parsed.problems });
+    }
+    const now = Date.now();
+    const task: Task = {
+      id: randomUUID(),
+      userId,
+      kind: kind.name,
+      status: TaskStatus.Queued,
+      input: parsed.value,
+      result: null,
+      error: null,
+      progress: 0,
+      attempts: 0,
+      createdAt: now,
+      startedAt: null,
+      finishedAt: null,
+      runAt: now,
+      external: kind.external,
+      idempotencyKey: args.idempotencyKey ?? null,
+      version: 1,
+    };
+    const { task: stored, created } = await this.#backend.tasks.create(task);
+    if (!created) {
+      if (stored.kind !== task.kind || JSON.stringify(stored.input) !== JSON.stringify(task.input)) {
+        throw clientError(
+          ErrorCode.Conflict,
+          `idempotencyKey ${JSON.stringify(args.idempotencyKey)} was already used for task ${stored.id} with another kind or input`,
+          { taskId: stored.id },
+        );
+      }
+      return stored;
+    }
+    this.#logger.debug('task started', { taskId: stored.id, userId, kind: kind.name, by: viewer.userId });
+    if (!kind.external) await this.#backend.queue.enqueue(stored);
+    return stored;
+  }
+
+  /** The task, or `null` when there is none; FORBIDDEN when it is another user's. */
+  async get(viewer: Viewer, id: string): Promise<Task | null> {
+    assertId('id', id);
+    const task = await this.#backend.tasks.get(id);
+    if (task) assertCanActFor(viewer, task.userId);
+    return task;
+  }
+
+  async list(
+    viewer: Viewer,
+    { userId, status, first = DEFAULT_PAGE_SIZE, after }: ListTasksArgs,
+  ): Promise<TaskPage> {
+    const owner = userId ?? (viewer.isService ? undefined : viewer.userId);
+    if (owner !== undefined) assertCanActFor(viewer, owner);
+    if (!Number.isInteger(first) || first < 0 || first > MAX_PAGE_SIZE) {
+      throw badInput('first', `must be from 0 to ${MAX_PAGE_SIZE}`);
+    }
+    try {
+      return await this.#backend.tasks.list({ userId: owner, statuses: status, first, after });
+    } catch (error) {
+      if (error instanceof InvalidCursorError) throw badInput('after', error.message);
+      throw error;
+    }
+  }
+
+  /** Cursor of the newest event in the user's log (see `Viewer.lastEventCursor`). */
+  lastEventCursor(userId: string): Promise<string | null> {
+    return this.#backend.tasks.lastCursor(userId);
+  }
+
+  async cancel(viewer: Viewer, id: string): Promise<Task> {
+    const task = await this.#require(viewer, id);
+    const event = await this.#backend.tasks.transition(
+      id,
+      transitions.cancel({ code: 'CANCELLED', message: `cancelled by ${viewer.userId}` }, Date.now()),
+    );
+    if (!event) throw this.#finished(task.id, (await this.#backend.tasks.get(id)) ?? task, 'cancel');
+    await this.#backend.queue.cancel(id);
+    return event.task;
+  }
+
+  async reportProgress(viewer: Viewer, id: string, progress: number): Promise<Task> {
+    assertService(viewer, 'reportTaskProgress');
+    if (!Number.isFinite(progress) || progress < 0 || progress > 1) {
+      throw badInput('progress', 'must be from 0 to 1');
+    }
+    const task = await this.#requireExternal(viewer, id, 'reportTaskProgress');
+    const event = await this.#backend.tasks.transition(
+      id,
+      transitions.externalProgress(progress, Date.now()),
+    );
+    if (event) return event.task;
+    const current = (await this.#backend.tasks.get(id)) ?? task;
+    if (isFinal(current.status)) throw this.#finished(id, current, 'report progress on');
+    return current;
+  }
+
+  async complete(viewer: Viewer, id: string, result: Json | undefined): Promise<Task> {
+    assertService(viewer, 'completeTask');
+    return this.#finishExternal(viewer, id, { result: result ?? null }, 'completeTask');
+  }
+
+  async fail(viewer: Viewer, id: string, message: string, code: string | undefined): Promise<Task> {
+    assertService(viewer, 'failTask');
+    if (message.length === 0) throw badInput('message', 'must not be empty');
+    if (code !== undefined && !/^[A-Z][A-Z0-9_]{0,63}$/.test(code)) {
+      throw badInput('code', 'must be UPPER_SNAKE_CASE, at most 64 characters');
+    }
+    return this.#finishExternal(viewer, id, { error: { code: code ?? 'FAILED', message } }, 'failTask');
+  }
+
+  async #finishExternal(
+    viewer: Viewer,
+    id: string,
+    outcome: Parameters<typeof transitions.externalFinish>[0],
+    field: string,
+  ): Promise<Task> {
+    const task = await this.#requireExternal(viewer, id, field);
+    const event = await this.#backend.tasks.transition(id, transitions.externalFinish(outcome, Date.now()));
+    if (!event) throw this.#finished(id, (await this.#backend.tasks.get(id)) ?? task, 'finish');
+    return event.task;
+  }
+
+  async #require(viewer: Viewer, id: string): Promise<Task> {
+    const task = await this.get(viewer, id);
+    if (!task) throw clientError(ErrorCode.NotFound, `no task with id ${JSON.stringify(id)}`, { id });
+    return task;
+  }
+
+  async #requireExternal(viewer: Viewer, id: string, field: string): Promise<Task> {
+    const task = await this.#require(viewer, id);
+    if (!task.external) {
+      throw badInput(
+        'id',
+        `${field} applies to external kinds only; task ${id} is of kind ${task.kind}, run by the service`,
+      );
+    }
+    return task;
+  }
+
+  #finished(id: string, task: Task, action: string) {
+    return clientError(ErrorCode.Conflict, `cannot ${action} task ${id}: it is already ${task.status}`, {
+      status: task.status,
+    });
+  }
+}

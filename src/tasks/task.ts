@@ -1,0 +1,58 @@
+/** Lifecycle of a task. QUEUED -> RUNNING -> a final status; RUNNING may go back to QUEUED for a retry. */
+export const TaskStatus = {
+  Queued: 'QUEUED',
+  Running: 'RUNNING',
+  Succeeded: 'SUCCEEDED',
+  Failed: 'FAILED',
+  Cancelled: 'CANCELLED',
+} as const;
+export type TaskStatus = (typeof TaskStatus)[keyof typeof TaskStatus];
+export const TASK_STATUSES: readonly TaskStatus[] = Object.values(TaskStatus);
+
+const FINAL: ReadonlySet<TaskStatus> = new Set([
+  TaskStatus.Succeeded,
+  TaskStatus.Failed,
+  TaskStatus.Cancelled,
+]);
+
+export function isFinal(status: TaskStatus): boolean {
+  return FINAL.has(status);
+}
+
+/** JSON values as stored and returned by the `JSON` scalar. */
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+export interface TaskFailureInfo {
+  readonly code: string;
+  readonly message: string;
+}
+
+/** A task as stored. Times are epoch milliseconds. */
+export interface Task {
+  readonly id: string;
+  readonly userId: string;
+  readonly kind: string;
+  readonly status: TaskStatus;
+  readonly input: Json;
+  readonly result: Json | null;
+  readonly error: TaskFailureInfo | null;
+  readonly progress: number;
+  readonly attempts: number;
+  readonly createdAt: number;
+  readonly startedAt: number | null;
+  readonly finishedAt: number | null;
+  /** Earliest time a queued task may run (backoff between attempts). */
+  readonly runAt: number;
+  /** Run by another system through the service-role mutations, never by our runner. */
+  readonly external: boolean;
+  readonly idempotencyKey: string | null;
+  /** Incremented by every transition; lets a live stream skip changes a snapshot already holds. */
+  readonly version: number;
+}
+
+/** One entry of a user's event log: the task as it was right after one transition. */
+export interface TaskEvent {
+  /** Opaque, strictly increasing within the user's log. */
+  readonly cursor: string;
+  readonly task: Task;
+}
