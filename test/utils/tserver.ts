@@ -1,0 +1,100 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll } from 'vitest';
+import { type App, buildApp } from '../../src/app.js';
+import { mintToken } from '../../src/auth/tokens.js';
+import { loadConfig } from '../../src/config.js';
+import type { TaskKind } from '../../src/tasks/kinds/kind.js';
+
+export const TEST_SECRET = 'test-secret-that-is-at-least-32-bytes-long!';
+
+export interface TestServer {
+  readonly app: App;
+  /** http://127.0.0.1:PORT/graphql */
+  readonly url: string;
+  /** ws://127.0.0.1:PORT/graphql */
+  readonly wsUrl: string;
+  readonly port: number;
+  readonly dataDir: string;
+  /** A token for `userId` (default role user; `service: true` for the service role). */
+  token(userId: string, options?: { service?: boolean; expiresIn?: string | number }): Promise<string>;
+  /** POSTs a GraphQL operation with the token, returns status and parsed body. */
+  gql<T = Record<string, unknown>>(
+    query: string,
+    variables?: Record<string, unknown>,
+    token?: string | null,
+  ): Promise<GraphQLResponse<T>>;
+  stop(): Promise<void>;
+}
+
+export interface GraphQLResponse<T> {
+  readonly status: number;
+  readonly data?: T | null;
+  readonly errors?: { message: string; extensions?: Record<string, unknown>; path?: unknown[] }[];
+}
+
+const running = new Set<TestServer>();
+afterAll(async () => {
+  await Promise.all([...running].map((server) => server.stop()));
+});
+
+export function makeTempDir(prefix = 'tss-test-'): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+export interface TestServerOptions {
+  /** Extra environment, e.g. `{ EVENT_RETENTION: '5' }`. */
+  readonly env?: Record<string, string>;
+  /** Kinds offered, in addition to the built-ins. */
+  readonly kinds?: readonly TaskKind[];
+  /** Reuse a data directory (restart tests); a fresh temp dir otherwise. */
+  readonly dataDir?: string;
+}
+
+/**
+ * Starts the service on a free port with a fixed secret and a fresh data dir; stopped in
+ * `afterAll` even if the test forgets.
+ */
+export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
+  const dataDir = options.dataDir ?? makeTempDir();
+  const config = loadConfig({
+    PORT: '0',
+    AUTH_JWT_SECRET: TEST_SECRET,
+    DATA_DIR: dataDir,
+    LOG_LEVEL: 'silent',
+    ...options.env,
+  });
+  const { BUILT_IN_KINDS } = await import('../../src/tasks/kinds/index.js');
+  const app = buildApp({ config, kinds: [...BUILT_IN_KINDS, ...(options.kinds ?? [])] });
+  const { url, port } = await app.start();
+  let stopped: Promise<void> | undefined;
+  const server: TestServer = {
+    app,
+    url,
+    wsUrl: url.replace(/^http/, 'ws'),
+    port,
+    dataDir,
+    token: (userId, tokenOptions) => mintToken(TEST_SECRET, userId, tokenOptions),
+    async gql(query, variables, token) {
+      const response = await fetch(url, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          accept: 'application/graphql-response+json, application/json',
+          ...(token ? { authorization: `Bearer ${token}` } : {}),
+        },
+        body: JSON.stringify({ query, variables }),
+      });
+      const body = (await response.json()) as Omit<GraphQLResponse<never>, 'status'>;
+      return { status: response.status, ...body } as never;
+    },
+    stop() {
+      running.delete(server);
+      stopped ??= app.stop();
+      return stopped;
+    },
+  };
+  running.add(server);
+  return server;
+}
