@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
-import { type ExecutionArgs, GraphQLError } from 'graphql';
+import { type ExecutionArgs, GraphQLError, type GraphQLFormattedError } from 'graphql';
 import type { Context as WsContext } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
 import { createYoga, type YogaInitialContext } from 'graphql-yoga';
@@ -15,6 +15,7 @@ import { createLogger, type Logger } from './logger.js';
 import type { GraphQLContext } from './schema/builder.js';
 import { schema } from './schema/index.js';
 import type { Backend } from './store/ports.js';
+import { createRedisBackend } from './store/redis/redis-backend.js';
 import { createEmbeddedBackend } from './store/sqlite/embedded-backend.js';
 import { Delivery } from './tasks/delivery.js';
 import { KindRegistry } from './tasks/kind-registry.js';
@@ -33,7 +34,7 @@ export interface AppDeps {
   /** @default the embedded backend (SQLite in `config.dataDir`) */
   readonly backend?: Backend;
   /** @default the built-in kinds */
-  readonly kinds?: readonly TaskKind[];
+  readonly kinds?: readonly TaskKind[] | KindRegistry;
   /** @default a JSON logger at `config.logLevel` */
   readonly logger?: Logger;
 }
@@ -77,10 +78,28 @@ function headerValue(source: unknown, name: string): string | undefined {
   return undefined;
 }
 
+const SERVER_ONLY_MESSAGE_TYPES: ReadonlySet<unknown> = new Set(['connection_ack', 'next', 'error']);
+
+function isServerOnlyMessage(value: unknown): boolean {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    SERVER_ONLY_MESSAGE_TYPES.has((value as { type?: unknown }).type)
+  );
+}
+
+/** An error as a WebSocket client sees it: `extensions.http` only means something over HTTP. */
+function formatForSocket(error: GraphQLError): GraphQLFormattedError {
+  const formatted = error.toJSON();
+  if (!formatted.extensions || !('http' in formatted.extensions)) return formatted;
+  const { http: _http, ...extensions } = formatted.extensions;
+  return { ...formatted, extensions };
+}
+
 /** Builds the service without side effects; `start()` binds the port. */
 export function buildApp({ config, kinds = BUILT_IN_KINDS, ...deps }: AppDeps): App {
   const logger = deps.logger ?? createLogger(config.logLevel);
-  const registry = new KindRegistry(kinds);
+  const registry = kinds instanceof KindRegistry ? kinds : new KindRegistry(kinds);
   const backend =
     deps.backend ??
     createEmbeddedBackend({
@@ -166,8 +185,17 @@ export function buildApp({ config, kinds = BUILT_IN_KINDS, ...deps }: AppDeps): 
   const wsServer = useServer<Record<string, unknown>, WsExtra>(
     {
       connectionInitWaitTimeout: config.connectionInitTimeoutMs,
+      // A message only a server may send (next, error, connection_ack) is an invalid frame from a
+      // client: refuse it while parsing, so graphql-ws closes with 4400 rather than 4500.
+      jsonMessageReviver: (key: string, value: unknown) => {
+        if (key === '' && isServerOnlyMessage(value)) throw new Error('message type not sent by clients');
+        return value;
+      },
       execute: (args) => (args.rootValue as EnvelopedRoot).execute(args) as never,
       subscribe: (args) => (args.rootValue as EnvelopedRoot).subscribe(args) as never,
+      onNext: (_ctx, _id, _payload, _args, result) =>
+        result.errors ? { ...result, errors: result.errors.map(formatForSocket) } : undefined,
+      onError: (_ctx, _id, _payload, errors) => errors.map(formatForSocket),
       onConnect: async (ctx) => {
         const header =
           headerValue(ctx.connectionParams, 'authorization') ??
@@ -283,6 +311,28 @@ export function buildApp({ config, kinds = BUILT_IN_KINDS, ...deps }: AppDeps): 
       await backend.close();
     },
   };
+}
+
+/**
+ * {@link buildApp} with the backend the configuration asks for: Redis when `REDIS_URL` is set
+ * (throws `RedisUnavailableError` when it does not answer in time), embedded otherwise.
+ */
+export async function createApp(deps: AppDeps): Promise<App> {
+  const { config } = deps;
+  if (deps.backend || config.redisUrl === undefined) return buildApp(deps);
+  const logger = deps.logger ?? createLogger(config.logLevel);
+  const kinds =
+    deps.kinds instanceof KindRegistry ? deps.kinds : new KindRegistry(deps.kinds ?? BUILT_IN_KINDS);
+  const backend = await createRedisBackend({
+    url: config.redisUrl,
+    keyPrefix: config.redisKeyPrefix,
+    eventRetention: config.eventRetention,
+    connectTimeoutMs: config.redisConnectTimeoutMs,
+    lockDurationMs: config.workerLockMs,
+    kinds,
+    logger,
+  });
+  return buildApp({ ...deps, logger, kinds, backend });
 }
 
 function memoize<T>(render: (options: T) => string): (options: T) => string {

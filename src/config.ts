@@ -28,6 +28,12 @@ export interface Config {
   readonly host: string;
   /** Unset: embedded mode (SQLite + in-process bus and runner). */
   readonly redisUrl: string | undefined;
+  /** Prefix of every Redis key and channel, so several deployments can share one Redis. @default 'tss' */
+  readonly redisKeyPrefix: string;
+  /** How long start-up waits for Redis before giving up. @default 10000 */
+  readonly redisConnectTimeoutMs: number;
+  /** BullMQ lock: a killed worker's task is picked up by another after about this long. @default 30000 */
+  readonly workerLockMs: number;
   /** Where the embedded store keeps its SQLite file. @default './data' */
   readonly dataDir: string;
   readonly auth: AuthConfig;
@@ -161,8 +167,15 @@ export function loadConfig(env: Env = process.env): Config {
       );
     }
   }
+  const redisKeyPrefix = env['REDIS_KEY_PREFIX']?.trim() || 'tss';
+  if (!/^[A-Za-z0-9_.:-]{1,64}$/.test(redisKeyPrefix)) {
+    throw new ConfigError('REDIS_KEY_PREFIX', 'expected 1 to 64 letters, digits or _ . : -');
+  }
   return {
     port: readInt(env, 'PORT', 4000, 0, 65535),
+    redisKeyPrefix,
+    redisConnectTimeoutMs: readInt(env, 'REDIS_CONNECT_TIMEOUT_MS', 10_000, 100, 600_000),
+    workerLockMs: readInt(env, 'WORKER_LOCK_MS', 30_000, 1_000, 3_600_000),
     host,
     redisUrl,
     dataDir: path.resolve(env['DATA_DIR']?.trim() || './data'),

@@ -1,4 +1,4 @@
-import { buildApp } from './app.js';
+import { createApp } from './app.js';
 import { ConfigError, loadConfig } from './config.js';
 import { createLogger } from './logger.js';
 
@@ -13,16 +13,12 @@ async function main(): Promise<void> {
     }
     throw error;
   }
-  if (config.redisUrl !== undefined) {
-    console.error(
-      'Configuration error: REDIS_URL: distributed mode is not available in this version; unset REDIS_URL to run embedded',
-    );
-    process.exit(2);
-  }
   const logger = createLogger(config.logLevel);
-  const app = buildApp({ config, logger });
+  const app = await createApp({ config, logger });
   const { url, devTokens } = await app.start();
-  logger.info('listening', { url, mode: 'embedded', dataDir: config.dataDir });
+  const mode =
+    config.redisUrl === undefined ? { mode: 'embedded', dataDir: config.dataDir } : { mode: 'redis' };
+  logger.info('listening', { url, ...mode, workerConcurrency: config.workerConcurrency });
   console.log(`Task status service on ${url} (GraphiQL in a browser)`);
   if (devTokens) {
     console.log(

@@ -56,8 +56,13 @@ export interface TaskRepository {
 
 /** Fan-out of each user's events to the listeners of this process. */
 export interface LiveBus {
-  /** Returns a function that removes the listener. The listener must not throw. */
-  subscribe(userId: string, listener: (event: TaskEvent) => void): Promise<() => void>;
+  /**
+   * Listens to the user's events; resolves once listening is in effect, with a function that
+   * stops it. `onGap` is called when events may have been missed (the connection to the bus was
+   * lost and is back): the listener should re-read the log after its last cursor. Neither
+   * callback may throw.
+   */
+  subscribe(userId: string, listener: (event: TaskEvent) => void, onGap?: () => void): Promise<() => void>;
 }
 
 /** Where queued tasks wait for a worker. */

@@ -13,10 +13,19 @@ export interface DeliveredEvent extends TaskEvent {
 /** Replay reads the log in pages of this many events. */
 const REPLAY_PAGE = 500;
 
+function cursorExpired(error: CursorExpiredError, after: string | null) {
+  return clientError(
+    ErrorCode.CursorExpired,
+    `${error.message}; reconcile with the tasks query and subscribe again without "after"`,
+    { cursor: after },
+  );
+}
+
 /**
  * The subscriptions' streams, built so that nothing is lost or repeated at the seam between the
  * log and the live bus: listen first (buffering), read the log, then pass on only live events
- * newer than the last one read.
+ * newer than the last one read. When the bus reports a gap (its connection dropped and came
+ * back), the same catch-up runs again from the last delivered cursor.
  */
 export class Delivery {
   readonly #backend: Backend;
@@ -48,44 +57,76 @@ export class Delivery {
       }
     }
 
+    /** Live events held back while the log is being read; `null` when passing them on directly. */
     let buffer: TaskEvent[] | null = [];
+    /** Newest event passed on; a live event at or below it is a duplicate. */
     let lastCursor = after;
-    const queue = new AsyncQueue<DeliveredEvent>(() => unsubscribe());
-    const deliverLive = (event: TaskEvent) => {
-      if (!isFinal(event.task.status)) return;
-      if (lastCursor !== null && tasks.compareCursors(event.cursor, lastCursor) <= 0) return;
-      lastCursor = event.cursor;
-      queue.push({ ...event, replayed: false });
-    };
-    const unsubscribe = await bus.subscribe(userId, (event) => {
-      if (buffer) buffer.push(event);
-      else deliverLive(event);
-    });
+    /** Where a catch-up reads from when nothing was delivered yet (subscribed without `after`). */
+    let baseline: string | null = null;
+    let gapWhileReading = false;
 
-    try {
-      if (after !== null) {
-        for (;;) {
-          const page = await tasks.readEvents(userId, lastCursor, { finalOnly: true, limit: REPLAY_PAGE });
-          for (const event of page) queue.push({ ...event, replayed: true });
-          const last = page.at(-1);
-          if (last) lastCursor = last.cursor;
-          if (page.length < REPLAY_PAGE) break;
-        }
+    const queue = new AsyncQueue<DeliveredEvent>(() => unsubscribe());
+    const isNew = (event: TaskEvent) =>
+      lastCursor === null || tasks.compareCursors(event.cursor, lastCursor) > 0;
+    const deliver = (event: TaskEvent, replayed: boolean) => {
+      if (!isFinal(event.task.status) || !isNew(event)) return;
+      lastCursor = event.cursor;
+      queue.push({ ...event, replayed });
+    };
+    const readLog = async (from: string | null) => {
+      for (let cursor = from; ; ) {
+        const page = await tasks.readEvents(userId, cursor, { finalOnly: true, limit: REPLAY_PAGE });
+        for (const event of page) deliver(event, true);
+        cursor = page.at(-1)?.cursor ?? cursor;
+        if (page.length < REPLAY_PAGE) return;
       }
+    };
+    const drainBuffer = () => {
+      const held = buffer ?? [];
+      buffer = null;
+      for (const event of held) deliver(event, false);
+    };
+    const catchUp = () => {
+      if (!queue.open) return;
+      if (buffer) {
+        gapWhileReading = true;
+        return;
+      }
+      buffer = [];
+      readLog(lastCursor ?? baseline).then(
+        () => {
+          drainBuffer();
+          if (gapWhileReading) {
+            gapWhileReading = false;
+            catchUp();
+          }
+        },
+        (error: unknown) =>
+          queue.fail(error instanceof CursorExpiredError ? cursorExpired(error, lastCursor) : error),
+      );
+    };
+
+    const unsubscribe = await bus.subscribe(
+      userId,
+      (event) => {
+        if (buffer) buffer.push(event);
+        else deliver(event, false);
+      },
+      catchUp,
+    );
+    try {
+      if (after === null) baseline = await tasks.lastCursor(userId);
+      else await readLog(after);
     } catch (error) {
       unsubscribe();
-      if (error instanceof CursorExpiredError) {
-        throw clientError(
-          ErrorCode.CursorExpired,
-          `${error.message}; reconcile with the tasks query and subscribe again without "after"`,
-          { cursor: after },
-        );
-      }
+      if (error instanceof CursorExpiredError) throw cursorExpired(error, after);
       throw error;
     }
-    const buffered = buffer;
-    buffer = null;
-    for (const event of buffered) deliverLive(event);
+    drainBuffer();
+    if (gapWhileReading) {
+      gapWhileReading = false;
+      catchUp();
+    }
     return queue;
   }
 
@@ -108,17 +149,28 @@ export class Delivery {
       queue.push(task);
       if (isFinal(task.status)) queue.end();
     };
-    const unsubscribe = await bus.subscribe(initial.userId, (event) => {
-      if (event.task.id !== id) return;
-      if (buffer) buffer.push(event.task);
-      else deliver(event.task);
-    });
+    const refresh = () => {
+      tasks.get(id).then(
+        (task) => task && deliver(task),
+        (error: unknown) => queue.fail(error),
+      );
+    };
+    const unsubscribe = await bus.subscribe(
+      initial.userId,
+      (event) => {
+        if (event.task.id !== id) return;
+        if (buffer) buffer.push(event.task);
+        else deliver(event.task);
+      },
+      // Missed changes collapse into the current state, which is all a follower needs.
+      refresh,
+    );
     // Read again after listening, so a change between the first read and the subscription is not missed.
     const snapshot = (await tasks.get(id)) ?? initial;
     deliver(snapshot);
-    const buffered = buffer;
+    const held = buffer;
     buffer = null;
-    for (const task of buffered) deliver(task);
+    for (const task of held) deliver(task);
     return queue;
   }
 }

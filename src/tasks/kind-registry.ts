@@ -53,10 +53,14 @@ export class KindRegistry {
     if (parsed.success) return { ok: true, value: parsed.data as Json };
     return {
       ok: false,
-      problems: parsed.error.issues.map((issue) => ({
-        path: ['input', ...issue.path.map(String)].join('.'),
-        message: issue.message,
-      })),
+      problems: parsed.error.issues.flatMap((issue) => {
+        const path = ['input', ...issue.path.map(String)];
+        // An unknown property is reported on its parent object; name the property itself.
+        if (issue.code === 'unrecognized_keys') {
+          return issue.keys.map((key) => ({ path: [...path, key].join('.'), message: issue.message }));
+        }
+        return [{ path: path.join('.'), message: issue.message }];
+      }),
     };
   }
 }

@@ -68,16 +68,25 @@ export async function executeTask(
     else progressTimer = setTimeout(() => writeProgress(progress), wait);
   };
 
+  // Settles when the run is aborted, so a handler that ignores its signal cannot hold the run
+  // (and its worker slot) past a timeout, a cancellation or a shutdown.
+  const aborted = new Promise<never>((_resolve, reject) => {
+    if (abort.signal.aborted) reject(abort.signal.reason);
+    else abort.signal.addEventListener('abort', () => reject(abort.signal.reason), { once: true });
+  });
+  aborted.catch(() => {});
   let outcome: { result: unknown } | { error: unknown };
   try {
     abort.signal.throwIfAborted();
-    const result = await kind.handler(task.input, {
+    const handled = kind.handler(task.input, {
       signal: abort.signal,
       reportProgress,
       attempt,
       taskId: task.id,
       userId: task.userId,
     });
+    handled.catch(() => {});
+    const result = await Promise.race([handled, aborted]);
     abort.signal.throwIfAborted();
     outcome = { result };
   } catch (error) {

@@ -2,10 +2,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll } from 'vitest';
-import { type App, buildApp } from '../../src/app.js';
+import { type App, createApp } from '../../src/app.js';
 import { mintToken } from '../../src/auth/tokens.js';
 import { loadConfig } from '../../src/config.js';
 import type { TaskKind } from '../../src/tasks/kinds/kind.js';
+import { deletePrefix, TEST_BACKEND, TEST_REDIS_URL, uniquePrefix } from './redis.js';
 
 export const TEST_SECRET = 'test-secret-that-is-at-least-32-bytes-long!';
 
@@ -53,20 +54,23 @@ export interface TestServerOptions {
 }
 
 /**
- * Starts the service on a free port with a fixed secret and a fresh data dir; stopped in
- * `afterAll` even if the test forgets.
+ * Starts the service on a free port with a fixed secret and a fresh data dir — or, in the redis
+ * project (TEST_BACKEND=redis), on the test Redis under a unique key prefix that is deleted when
+ * the server stops. Stopped in `afterAll` even if the test forgets.
  */
 export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
   const dataDir = options.dataDir ?? makeTempDir();
+  const redisPrefix = TEST_BACKEND === 'redis' ? uniquePrefix() : undefined;
   const config = loadConfig({
     PORT: '0',
     AUTH_JWT_SECRET: TEST_SECRET,
     DATA_DIR: dataDir,
     LOG_LEVEL: 'silent',
+    ...(redisPrefix ? { REDIS_URL: TEST_REDIS_URL, REDIS_KEY_PREFIX: redisPrefix, WORKER_LOCK_MS: '5000' } : {}),
     ...options.env,
   });
   const { BUILT_IN_KINDS } = await import('../../src/tasks/kinds/index.js');
-  const app = buildApp({ config, kinds: [...BUILT_IN_KINDS, ...(options.kinds ?? [])] });
+  const app = await createApp({ config, kinds: [...BUILT_IN_KINDS, ...(options.kinds ?? [])] });
   const { url, port } = await app.start();
   let stopped: Promise<void> | undefined;
   const server: TestServer = {
@@ -91,7 +95,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     },
     stop() {
       running.delete(server);
-      stopped ??= app.stop();
+      stopped ??= app.stop().then(() => (redisPrefix ? deletePrefix(TEST_REDIS_URL, redisPrefix) : undefined));
       return stopped;
     },
   };

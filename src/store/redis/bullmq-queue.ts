@@ -1,0 +1,136 @@
+import { type Job, Queue, Worker } from 'bullmq';
+import type { RedisPubSub } from 'graphql-redis-subscriptions';
+import type { Logger } from '../../logger.js';
+import type { KindRegistry } from '../../tasks/kind-registry.js';
+import { isFinal, type Task, TaskStatus } from '../../tasks/task.js';
+import { type AbortCause, executeTask } from '../../tasks/task-executor.js';
+import * as transitions from '../../tasks/transitions.js';
+import type { TaskChange, TaskQueue, TaskRepository } from '../ports.js';
+import type { RedisKeys } from './keys.js';
+import type { RedisClient } from './redis-connection.js';
+
+const QUEUE_NAME = 'tasks';
+
+interface RunJob {
+  readonly taskId: string;
+}
+
+export interface BullmqQueueOptions {
+  readonly client: RedisClient;
+  readonly pubsub: RedisPubSub;
+  readonly keys: RedisKeys;
+  readonly repository: TaskRepository;
+  readonly kinds: KindRegistry;
+  readonly logger: Logger;
+  /**
+   * How long a worker's lock on a job lasts without renewal; a worker killed mid-task loses its
+   * jobs to another worker after about this long. @default 30000
+   */
+  readonly lockDurationMs?: number;
+}
+
+/**
+ * The distributed queue on BullMQ: one job per queued period of a task (a retry or a hand-back
+ * is a new job). The task in the store is the truth; a job only says "look at this task".
+ * A job found with its task still RUNNING means the worker that ran it died (BullMQ moved the
+ * stalled job back): that attempt is over, and the task is retried or fails as INTERRUPTED.
+ */
+export class BullmqQueue implements TaskQueue {
+  readonly #queue: Queue<RunJob>;
+  readonly #options: BullmqQueueOptions;
+  readonly #running = new Map<string, AbortController>();
+  #worker: Worker<RunJob> | undefined;
+  #stopCancellations: (() => void) | undefined;
+
+  constructor(options: BullmqQueueOptions) {
+    this.#options = options;
+    this.#queue = new Queue<RunJob>(QUEUE_NAME, {
+      connection: options.client.duplicate(),
+      prefix: options.keys.queuePrefix(),
+    });
+    this.#queue.on('error', (err) => options.logger.error('queue error', { err }));
+  }
+
+  async enqueue(task: Task): Promise<void> {
+    await this.#queue.add(
+      'run',
+      { taskId: task.id },
+      {
+        // One job per queued period: the version changes with every transition.
+        jobId: `${task.id}-v${task.version}`,
+        delay: Math.max(0, task.runAt - Date.now()),
+        removeOnComplete: true,
+        removeOnFail: 1_000,
+        attempts: 5,
+        backoff: { type: 'exponential', delay: 500 },
+      },
+    );
+  }
+
+  async cancel(taskId: string): Promise<void> {
+    await this.#options.pubsub.publish(this.#options.keys.cancellations(), taskId);
+  }
+
+  /** Starts a BullMQ worker running `concurrency` tasks at once in this process. */
+  async start(concurrency: number): Promise<void> {
+    if (concurrency === 0 || this.#worker) return;
+    const { pubsub, keys, logger, client, lockDurationMs = 30_000 } = this.#options;
+    const subscription = await pubsub.subscribe(keys.cancellations(), (taskId: string) => {
+      this.#running.get(taskId)?.abort('cancelled' satisfies AbortCause);
+    });
+    this.#stopCancellations = () => pubsub.unsubscribe(subscription);
+    this.#worker = new Worker<RunJob>(QUEUE_NAME, (job) => this.#process(job), {
+      connection: client.duplicate(),
+      prefix: keys.queuePrefix(),
+      concurrency,
+      lockDuration: lockDurationMs,
+      stalledInterval: Math.max(1_000, Math.floor(lockDurationMs / 2)),
+      maxStalledCount: 1_000,
+    });
+    this.#worker.on('error', (err) => logger.error('worker error', { err }));
+    this.#worker.on('failed', (job, err) => logger.error('job failed', { jobId: job?.id, err }));
+    await this.#worker.waitUntilReady();
+  }
+
+  /** Hands running tasks back to the queue, then closes the worker and the queue. */
+  async close(): Promise<void> {
+    for (const abort of this.#running.values()) abort.abort('shutdown' satisfies AbortCause);
+    await this.#worker?.close();
+    this.#stopCancellations?.();
+    await this.#queue.close();
+  }
+
+  async #process(job: Job<RunJob>): Promise<void> {
+    const { repository, kinds, logger } = this.#options;
+    const { taskId } = job.data;
+    if (this.#running.has(taskId)) return;
+    const now = Date.now();
+    const take: TaskChange = (task) => {
+      if (task.external || isFinal(task.status)) return null;
+      if (task.status === TaskStatus.Queued) return transitions.claim(now)(task);
+      const attempts = kinds.get(task.kind)?.attempts ?? 1;
+      if (task.attempts < attempts) {
+        return { ...task, attempts: task.attempts + 1, startedAt: now, progress: 0 };
+      }
+      return transitions.fail(
+        task.attempts,
+        { code: 'INTERRUPTED', message: `the worker stopped during attempt ${task.attempts} of ${attempts}` },
+        now,
+      )(task);
+    };
+    const claimed = await repository.transition(taskId, take);
+    if (!claimed || claimed.task.status !== TaskStatus.Running) return;
+    const abort = new AbortController();
+    this.#running.set(taskId, abort);
+    try {
+      const outcome = await executeTask(claimed.task, abort, { repository, kinds, logger });
+      if (outcome.type === 'retry') await this.enqueue(outcome.task);
+      if (outcome.type === 'handed-back') {
+        const task = await repository.get(taskId);
+        if (task?.status === TaskStatus.Queued) await this.enqueue(task);
+      }
+    } finally {
+      this.#running.delete(taskId);
+    }
+  }
+}

@@ -1,0 +1,221 @@
+import { CursorExpiredError, InvalidCursorError } from '../../errors.js';
+import { isFinal, type Task, type TaskEvent } from '../../tasks/task.js';
+import type { ReadEventsOptions, TaskChange, TaskListQuery, TaskPage, TaskRepository } from '../ports.js';
+import type { RedisKeys } from './keys.js';
+import type { RedisClient } from './redis-connection.js';
+import { CREATE_TASK, READ_EVENTS, TRANSITION_TASK } from './scripts.js';
+
+/** A transition that lost the race to another writer is retried this many times. */
+const MAX_CAS_ATTEMPTS = 50;
+
+type StreamEntry = [id: string, fields: string[]];
+
+interface ScriptCommands {
+  tssCreateTask(...args: (string | number)[]): Promise<[number, string]>;
+  tssTransitionTask(...args: (string | number)[]): Promise<string | null>;
+  tssReadEvents(...args: (string | number)[]): Promise<['expired'] | ['ok', StreamEntry[]]>;
+}
+
+const STREAM_ID = /^(\d{1,16})-(\d{1,16})$/;
+
+function parseStreamId(cursor: string): [number, number] {
+  const match = STREAM_ID.exec(cursor);
+  if (!match) throw new InvalidCursorError(`not an event cursor: ${JSON.stringify(cursor)}`);
+  return [Number(match[1]), Number(match[2])];
+}
+
+function encodeTaskCursor(seq: number): string {
+  return Buffer.from(`t:${seq}`).toString('base64url');
+}
+
+function decodeTaskCursor(cursor: string): number {
+  const match = /^t:(\d{1,15})$/.exec(Buffer.from(cursor, 'base64url').toString());
+  if (!match?.[1]) throw new InvalidCursorError(`not a task list cursor: ${JSON.stringify(cursor)}`);
+  return Number(match[1]);
+}
+
+function entryToEvent([id, fields]: StreamEntry): TaskEvent & { final: boolean } {
+  const values: Record<string, string> = {};
+  for (let i = 0; i + 1 < fields.length; i += 2) values[fields[i] as string] = fields[i + 1] as string;
+  return { cursor: id, task: JSON.parse(values['d'] ?? 'null') as Task, final: values['f'] === '1' };
+}
+
+export interface RedisRepositoryOptions {
+  readonly client: RedisClient;
+  readonly keys: RedisKeys;
+  readonly eventRetention: number;
+}
+
+/**
+ * Tasks as Redis hashes, each user's event log as a Redis Stream whose ids are the cursors, and
+ * each transition one Lua script that also publishes the event on the user's channel.
+ */
+export class RedisRepository implements TaskRepository {
+  readonly #client: RedisClient & ScriptCommands;
+  readonly #keys: RedisKeys;
+  readonly #retention: number;
+
+  constructor({ client, keys, eventRetention }: RedisRepositoryOptions) {
+    client.defineCommand('tssCreateTask', { numberOfKeys: 5, lua: CREATE_TASK });
+    client.defineCommand('tssTransitionTask', { numberOfKeys: 3, lua: TRANSITION_TASK });
+    client.defineCommand('tssReadEvents', { numberOfKeys: 2, lua: READ_EVENTS });
+    this.#client = client as RedisClient & ScriptCommands;
+    this.#keys = keys;
+    this.#retention = eventRetention;
+  }
+
+  async create(task: Task): Promise<{ task: Task; created: boolean }> {
+    const keys = this.#keys;
+    // The owner key is written first so that the task is findable by id as soon as it exists.
+    await this.#client.set(keys.owner(task.id), task.userId);
+    const seq = await this.#client.incr(keys.sequence());
+    const [created, value] = await this.#client.tssCreateTask(
+      keys.task(task.userId, task.id),
+      keys.userIndex(task.userId),
+      keys.events(task.userId),
+      keys.trimmed(task.userId),
+      task.idempotencyKey === null
+        ? keys.userIndex(task.userId)
+        : keys.idempotency(task.userId, task.idempotencyKey),
+      JSON.stringify(task),
+      task.id,
+      seq,
+      this.#retention,
+      keys.live(task.userId),
+      task.idempotencyKey === null ? '0' : '1',
+    );
+    if (created === 1) {
+      await this.#client.zadd(keys.allTasks(), seq, `${task.userId}\n${task.id}`);
+      return { task, created: true };
+    }
+    await this.#client.del(keys.owner(task.id));
+    const existing = await this.get(value);
+    if (!existing) throw new Error(`idempotency key points to missing task ${value}`);
+    return { task: existing, created: false };
+  }
+
+  async get(id: string): Promise<Task | null> {
+    const userId = await this.#client.get(this.#keys.owner(id));
+    if (userId === null) return null;
+    return this.#read(userId, id);
+  }
+
+  async list({ userId, statuses, first, after }: TaskListQuery): Promise<TaskPage> {
+    const index = userId === undefined ? this.#keys.allTasks() : this.#keys.userIndex(userId);
+    let max = after === undefined ? '+inf' : `(${decodeTaskCursor(after)}`;
+    const wanted = statuses && statuses.length > 0 ? new Set(statuses) : null;
+    const found: { task: Task; seq: number }[] = [];
+    const batch = Math.max(first + 1, 50);
+    while (found.length <= first) {
+      const members = await this.#client.zrevrangebyscore(
+        index,
+        max,
+        '-inf',
+        'WITHSCORES',
+        'LIMIT',
+        0,
+        batch,
+      );
+      if (members.length === 0) break;
+      const refs: { userId: string; taskId: string; seq: number }[] = [];
+      for (let i = 0; i + 1 < members.length; i += 2) {
+        const member = members[i] as string;
+        const seq = Number(members[i + 1]);
+        const [owner, taskId] = userId === undefined ? member.split('\n') : [userId, member];
+        refs.push({ userId: owner ?? '', taskId: taskId ?? '', seq });
+      }
+      const tasks = await Promise.all(refs.map((ref) => this.#read(ref.userId, ref.taskId)));
+      tasks.forEach((task, i) => {
+        const ref = refs[i];
+        if (task && ref && (!wanted || wanted.has(task.status))) found.push({ task, seq: ref.seq });
+      });
+      max = `(${refs.at(-1)?.seq ?? 0}`;
+      if (members.length < batch * 2) break;
+    }
+    const page = found.slice(0, first);
+    return {
+      tasks: page.map((entry) => entry.task),
+      cursors: page.map((entry) => encodeTaskCursor(entry.seq)),
+      hasNextPage: found.length > first,
+    };
+  }
+
+  async transition(id: string, change: TaskChange): Promise<TaskEvent | null> {
+    const userId = await this.#client.get(this.#keys.owner(id));
+    if (userId === null) return null;
+    for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
+      const current = await this.#read(userId, id);
+      if (!current) return null;
+      const next = change(current);
+      if (!next) return null;
+      const stored: Task = { ...next, version: current.version + 1 };
+      const cursor = await this.#client.tssTransitionTask(
+        this.#keys.task(userId, id),
+        this.#keys.events(userId),
+        this.#keys.trimmed(userId),
+        current.version,
+        JSON.stringify(stored),
+        stored.version,
+        this.#retention,
+        this.#keys.live(userId),
+        isFinal(stored.status) ? '1' : '0',
+      );
+      if (cursor !== null) return { cursor, task: stored };
+    }
+    throw new Error(`task ${id}: gave up after ${MAX_CAS_ATTEMPTS} conflicting writes`);
+  }
+
+  async readEvents(userId: string, after: string | null, { finalOnly, limit }: ReadEventsOptions) {
+    if (after !== null) parseStreamId(after);
+    const events: TaskEvent[] = [];
+    let from = after ?? '';
+    const pageSize = Math.max(limit, 100);
+    while (events.length < limit) {
+      const reply = await this.#client.tssReadEvents(
+        this.#keys.events(userId),
+        this.#keys.trimmed(userId),
+        from,
+        pageSize,
+      );
+      if (reply[0] === 'expired') {
+        throw new CursorExpiredError(`cursor ${after} is outside the retained event log`);
+      }
+      const entries = reply[1];
+      for (const entry of entries) {
+        const event = entryToEvent(entry);
+        if (!finalOnly || event.final) events.push({ cursor: event.cursor, task: event.task });
+        if (events.length === limit) break;
+      }
+      const last = entries.at(-1);
+      if (!last || entries.length < pageSize) break;
+      from = last[0];
+    }
+    return events;
+  }
+
+  async lastCursor(userId: string): Promise<string | null> {
+    const [last] = (await this.#client.xrevrange(
+      this.#keys.events(userId),
+      '+',
+      '-',
+      'COUNT',
+      1,
+    )) as StreamEntry[];
+    return last ? last[0] : null;
+  }
+
+  compareCursors(a: string, b: string): number {
+    const [am, as] = parseStreamId(a);
+    const [bm, bs] = parseStreamId(b);
+    return am !== bm ? am - bm : as - bs;
+  }
+
+  assertCursor(cursor: string): void {
+    parseStreamId(cursor);
+  }
+
+  async #read(userId: string, id: string): Promise<Task | null> {
+    const data = await this.#client.hget(this.#keys.task(userId, id), 'd');
+    return data === null ? null : (JSON.parse(data) as Task);
+  }
+}

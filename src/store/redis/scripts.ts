@@ -1,0 +1,85 @@
+/**
+ * Lua scripts: each transition is one atomic step on the user's slot — write the task, append
+ * the event to the user's stream, publish it with its stream id.
+ *
+ * The stream is trimmed exactly to the retention, not with `MAXLEN ~`: approximate trimming only
+ * drops whole macro nodes (100 entries by default), which would make EVENT_RETENTION mean
+ * something else here than in embedded mode. The id of the newest trimmed entry is kept beside
+ * the stream (Redis does not record it for trims), so an expired cursor is told apart exactly
+ * from one that is merely old but missed nothing.
+ */
+
+/** Appends and publishes `task_json`; returns the stream id. Shared tail of both write scripts. */
+const APPEND_AND_PUBLISH = `
+local function append(stream, trimmed, retention, channel, task_json, final)
+  local id = redis.call('XADD', stream, '*', 'd', task_json, 'f', final)
+  local excess = redis.call('XLEN', stream) - tonumber(retention)
+  if excess > 0 then
+    local oldest = redis.call('XRANGE', stream, '-', '+', 'COUNT', excess)
+    redis.call('SET', trimmed, oldest[#oldest][1])
+    redis.call('XTRIM', stream, 'MAXLEN', retention)
+  end
+  redis.call('PUBLISH', channel, '{"cursor":"' .. id .. '","task":' .. task_json .. '}')
+  return id
+end
+`;
+
+/**
+ * KEYS: task, user index, user stream, trimmed marker, idempotency key (or any key of the user's slot)
+ * ARGV: task json, task id, sequence, retention, channel, has idempotency key (1/0)
+ * Returns {1, stream id} when created, {0, existing task id} for a reused idempotency key.
+ */
+export const CREATE_TASK = `${APPEND_AND_PUBLISH}
+if ARGV[6] == '1' then
+  local existing = redis.call('GET', KEYS[5])
+  if existing then return {0, existing} end
+  redis.call('SET', KEYS[5], ARGV[2])
+end
+redis.call('HSET', KEYS[1], 'd', ARGV[1], 'v', '1')
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
+return {1, append(KEYS[3], KEYS[4], ARGV[4], ARGV[5], ARGV[1], '0')}
+`;
+
+/**
+ * KEYS: task, user stream, trimmed marker
+ * ARGV: expected version, new task json, new version, retention, channel, final (1/0)
+ * Returns the stream id, or nil when the version moved on (the caller reads again and retries).
+ */
+export const TRANSITION_TASK = `${APPEND_AND_PUBLISH}
+if redis.call('HGET', KEYS[1], 'v') ~= ARGV[1] then return nil end
+redis.call('HSET', KEYS[1], 'd', ARGV[2], 'v', ARGV[3])
+return append(KEYS[2], KEYS[3], ARGV[4], ARGV[5], ARGV[2], ARGV[6])
+`;
+
+/**
+ * KEYS: user stream, trimmed marker. ARGV: after ('' = from the start), count.
+ * Returns {'expired'} when entries after the cursor were trimmed or the cursor was never issued
+ * by this stream, else {'ok', entries}. Checking and reading in one script leaves no gap for a
+ * trim to slip between them.
+ */
+export const READ_EVENTS = `
+local function parse(id)
+  local dash = string.find(id, '-', 1, true)
+  return tonumber(string.sub(id, 1, dash - 1)), tonumber(string.sub(id, dash + 1))
+end
+local function less(a, b)
+  local am, as = parse(a)
+  local bm, bs = parse(b)
+  return am < bm or (am == bm and as < bs)
+end
+local after = ARGV[1]
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  if after == '' then return {'ok', {}} end
+  return {'expired'}
+end
+if after ~= '' then
+  local trimmed = redis.call('GET', KEYS[2]) or '0-0'
+  local newest = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+  local last = '0-0'
+  if #newest > 0 then last = newest[1][1] end
+  if less(after, trimmed) or less(last, after) then return {'expired'} end
+end
+local start = '-'
+if after ~= '' then start = '(' .. after end
+return {'ok', redis.call('XRANGE', KEYS[1], start, '+', 'COUNT', ARGV[2])}
+`;
