@@ -44,7 +44,7 @@ export default defineConfig({
       ...(withRedis
         ? [
             {
-              extends: true,
+              extends: true as const,
               test: {
                 name: 'redis',
                 include: [...CONTRACT_SUITES, ...REDIS_SUITES],

@@ -48,9 +48,11 @@ export async function executeTask(
 
   const timeout = setTimeout(() => abort.abort('timeout' satisfies AbortCause), kind.timeoutMs);
   let progressTimer: NodeJS.Timeout | undefined;
+  let pendingProgress: number | undefined;
   let lastProgressWrite = 0;
   let progressWrites = Promise.resolve();
   const writeProgress = (progress: number) => {
+    pendingProgress = undefined;
     lastProgressWrite = now();
     progressWrites = progressWrites
       .then(() => repository.transition(task.id, transitions.reportProgress(attempt, progress)))
@@ -65,7 +67,10 @@ export async function executeTask(
     clearTimeout(progressTimer);
     const wait = lastProgressWrite + PROGRESS_INTERVAL_MS - now();
     if (wait <= 0) writeProgress(progress);
-    else progressTimer = setTimeout(() => writeProgress(progress), wait);
+    else {
+      pendingProgress = progress;
+      progressTimer = setTimeout(() => writeProgress(progress), wait);
+    }
   };
 
   // Settles when the run is aborted, so a handler that ignores its signal cannot hold the run
@@ -95,10 +100,11 @@ export async function executeTask(
     clearTimeout(timeout);
     clearTimeout(progressTimer);
   }
+  // The last value reported lands before the outcome, whatever the throttle held back.
+  if (pendingProgress !== undefined && !abort.signal.aborted) writeProgress(pendingProgress);
   await progressWrites;
 
   if ('result' in outcome) {
-    if (outcome.result === undefined) outcome = { result: null };
     const written = await repository.transition(
       task.id,
       transitions.succeed(attempt, (outcome.result ?? null) as Task['result'], now()),
