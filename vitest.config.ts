@@ -18,7 +18,9 @@ const REDIS_SUITES = ['test/redis/**/*.test.ts'];
 const redisUrl = process.env['TEST_REDIS_URL'] ?? 'redis://127.0.0.1:6379';
 function redisAnswers(): boolean {
   try {
-    return execFileSync('redis-cli', ['-u', redisUrl, 'ping'], { timeout: 3_000 }).toString().trim() === 'PONG';
+    return (
+      execFileSync('redis-cli', ['-u', redisUrl, 'ping'], { timeout: 3_000 }).toString().trim() === 'PONG'
+    );
   } catch {
     return false;
   }
@@ -26,7 +28,8 @@ function redisAnswers(): boolean {
 // Outside CI a machine without Redis runs the embedded project only; in CI the redis project
 // always runs, so an unreachable Redis fails the run instead of skipping it.
 const withRedis = process.env['CI'] === 'true' || redisAnswers();
-if (!withRedis) console.warn(`[vitest] no Redis at ${redisUrl}: skipping the redis project (CI=true makes this a failure)`);
+if (!withRedis)
+  console.warn(`[vitest] no Redis at ${redisUrl}: skipping the redis project (CI=true makes this a failure)`);
 
 export default defineConfig({
   // One copy of graphql: its ESM and CJS builds in one process fail graphql's instanceof checks.

@@ -7,7 +7,9 @@ describe('smoke', () => {
     const server = await startTestServer();
     const token = await server.token('alice');
     const ws = createWsClient(server.wsUrl, token);
-    const sub = collect<{ taskCompleted: { cursor: string; task: { id: string; status: string; result: unknown } } }>(
+    const sub = collect<{
+      taskCompleted: { cursor: string; task: { id: string; status: string; result: unknown } };
+    }>(
       ws,
       'subscription($u: ID!) { taskCompleted(userId: $u) { cursor replayed task { id status result } } }',
       { u: 'alice' },
@@ -20,6 +22,10 @@ describe('smoke', () => {
     );
     expect(started.errors).toBeUndefined();
     const [event] = await sub.until(1);
-    expect(event?.taskCompleted.task).toMatchObject({ id: started.data?.startTask.id, status: 'SUCCEEDED', result: 42 });
+    expect(event?.taskCompleted.task).toMatchObject({
+      id: started.data?.startTask.id,
+      status: 'SUCCEEDED',
+      result: 42,
+    });
   });
 });

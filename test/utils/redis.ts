@@ -5,7 +5,8 @@ import { Redis } from 'ioredis';
 export const TEST_REDIS_URL = process.env['TEST_REDIS_URL'] ?? 'redis://127.0.0.1:6379';
 
 /** Which backend the contract suites run against in this vitest project. */
-export const TEST_BACKEND: 'embedded' | 'redis' = process.env['TEST_BACKEND'] === 'redis' ? 'redis' : 'embedded';
+export const TEST_BACKEND: 'embedded' | 'redis' =
+  process.env['TEST_BACKEND'] === 'redis' ? 'redis' : 'embedded';
 
 /** A fresh key prefix, so tests sharing one Redis never see each other's keys. */
 export function uniquePrefix(): string {

@@ -66,7 +66,9 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     AUTH_JWT_SECRET: TEST_SECRET,
     DATA_DIR: dataDir,
     LOG_LEVEL: 'silent',
-    ...(redisPrefix ? { REDIS_URL: TEST_REDIS_URL, REDIS_KEY_PREFIX: redisPrefix, WORKER_LOCK_MS: '5000' } : {}),
+    ...(redisPrefix
+      ? { REDIS_URL: TEST_REDIS_URL, REDIS_KEY_PREFIX: redisPrefix, WORKER_LOCK_MS: '5000' }
+      : {}),
     ...options.env,
   });
   const { BUILT_IN_KINDS } = await import('../../src/tasks/kinds/index.js');
@@ -95,7 +97,9 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     },
     stop() {
       running.delete(server);
-      stopped ??= app.stop().then(() => (redisPrefix ? deletePrefix(TEST_REDIS_URL, redisPrefix) : undefined));
+      stopped ??= app
+        .stop()
+        .then(() => (redisPrefix ? deletePrefix(TEST_REDIS_URL, redisPrefix) : undefined));
       return stopped;
     },
   };

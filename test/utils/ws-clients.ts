@@ -11,7 +11,11 @@ afterAll(async () => {
 });
 
 /** A graphql-ws client for Node with the token in connectionParams; disposed after the file. */
-export function createWsClient(url: string, token: string | null, options: Partial<Parameters<typeof createClient>[0]> = {}) {
+export function createWsClient(
+  url: string,
+  token: string | null,
+  options: Partial<Parameters<typeof createClient>[0]> = {},
+) {
   const client = createClient({
     url,
     webSocketImpl: WebSocket,
@@ -62,7 +66,11 @@ export function collect<T>(client: Client, query: string, variables: Record<stri
 }
 
 /** A raw WebSocket speaking graphql-transport-ws by hand, to test the protocol itself. */
-export async function openRawSocket(url: string, protocol = 'graphql-transport-ws', headers: Record<string, string> = {}) {
+export async function openRawSocket(
+  url: string,
+  protocol = 'graphql-transport-ws',
+  headers: Record<string, string> = {},
+) {
   const socket = new WebSocket(url, protocol, { headers });
   sockets.add(socket);
   const messages: Record<string, unknown>[] = [];
