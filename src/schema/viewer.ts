@@ -13,7 +13,7 @@ ViewerRef.implement({
       type: 'String',
       nullable: true,
       description:
-        "Cursor of the newest event in the caller's log. Subscribe to taskCompleted with it as `after` before starting tasks, and no completion can slip between the two.",
+        "Cursor of the newest event in the caller's log (for an empty log, a cursor before its first event; never null). Subscribe to taskCompleted with it as `after` before starting tasks, and no completion can slip between the two.",
       resolve: (viewer, _args, { tasks }) => tasks.lastEventCursor(viewer.userId),
     }),
   }),

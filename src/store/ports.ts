@@ -46,8 +46,11 @@ export interface TaskRepository {
    * `InvalidCursorError` for a string this log did not issue.
    */
   readEvents(userId: string, after: string | null, options: ReadEventsOptions): Promise<TaskEvent[]>;
-  /** Cursor of the newest event in the user's log, or `null` when it is empty. */
-  lastCursor(userId: string): Promise<string | null>;
+  /**
+   * Cursor of the newest event in the user's log; for an empty log, a cursor before every event
+   * it will hold, so that reading after it misses nothing.
+   */
+  lastCursor(userId: string): Promise<string>;
   /** Negative when `a` is older than `b`, 0 when equal, positive when newer. Both must be valid. */
   compareCursors(a: string, b: string): number;
   /** Throws `InvalidCursorError` unless `cursor` has the form this log issues. */

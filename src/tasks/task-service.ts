@@ -167,7 +167,7 @@ export class TaskService {
   }
 
   /** Cursor of the newest event in the user's log (see `Viewer.lastEventCursor`). */
-  lastEventCursor(userId: string): Promise<string | null> {
+  lastEventCursor(userId: string): Promise<string> {
     return this.#backend.tasks.lastCursor(userId);
   }
 

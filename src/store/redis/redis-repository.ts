@@ -16,6 +16,9 @@ interface ScriptCommands {
   tssReadEvents(...args: (string | number)[]): Promise<['expired'] | ['ok', StreamEntry[]]>;
 }
 
+/** Cursor before every entry of a stream. */
+const START_OF_LOG = '0-0';
+
 const STREAM_ID = /^(\d{1,16})-(\d{1,16})$/;
 
 function parseStreamId(cursor: string): [number, number] {
@@ -193,16 +196,11 @@ export class RedisRepository implements TaskRepository {
     return events;
   }
 
-  async lastCursor(userId: string): Promise<string | null> {
-    const [last] = (await this.#client.xrevrange(
-      this.#keys.events(userId),
-      '+',
-      '-',
-      'COUNT',
-      1,
-    )) as StreamEntry[];
-    return last ? last[0] : null;
+  async lastCursor(userId: string): Promise<string> {
+    const [last] = (await this.#client.xrevrange(this.#keys.events(userId), '+', '-', 'COUNT', 1)) as StreamEntry[];
+    return last ? last[0] : START_OF_LOG;
   }
+
 
   compareCursors(a: string, b: string): number {
     const [am, as] = parseStreamId(a);

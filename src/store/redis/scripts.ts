@@ -69,7 +69,8 @@ local function less(a, b)
 end
 local after = ARGV[1]
 if redis.call('EXISTS', KEYS[1]) == 0 then
-  if after == '' then return {'ok', {}} end
+  -- No stream yet: only the start-of-log cursor (or none) can be current.
+  if after == '' or after == '0-0' then return {'ok', {}} end
   return {'expired'}
 end
 if after ~= '' then

@@ -216,9 +216,8 @@ export class SqliteRepository implements TaskRepository {
     return read().map((row) => ({ cursor: String(row.seq), task: JSON.parse(row.data) as Task }));
   }
 
-  async lastCursor(userId: string): Promise<string | null> {
-    const seq = this.#statements.lastEvent.get(userId)?.seq;
-    return seq ? String(seq) : null;
+  async lastCursor(userId: string): Promise<string> {
+    return String(this.#statements.lastEvent.get(userId)?.seq ?? 0);
   }
 
   compareCursors(a: string, b: string): number {
