@@ -197,10 +197,15 @@ export class RedisRepository implements TaskRepository {
   }
 
   async lastCursor(userId: string): Promise<string> {
-    const [last] = (await this.#client.xrevrange(this.#keys.events(userId), '+', '-', 'COUNT', 1)) as StreamEntry[];
+    const [last] = (await this.#client.xrevrange(
+      this.#keys.events(userId),
+      '+',
+      '-',
+      'COUNT',
+      1,
+    )) as StreamEntry[];
     return last ? last[0] : START_OF_LOG;
   }
-
 
   compareCursors(a: string, b: string): number {
     const [am, as] = parseStreamId(a);
