@@ -1,0 +1,23 @@
+/**
+ * Typed client SDK of the task status service: queries and mutations over HTTP, completions over
+ * graphql-ws, resumed from the last cursor across reconnects and server restarts.
+ */
+export { createLocalStorageCursorStore, createMemoryCursorStore, type StorageLike } from './cursor-store.js';
+export { type ServerError, TaskClientError } from './errors.js';
+export {
+  createTaskClient,
+  type TaskClient,
+  type TaskClientOptions,
+  type TaskPage,
+} from './task-client.js';
+export {
+  type ConnectionState,
+  type CursorStore,
+  FINAL_STATUSES,
+  isFinal,
+  type StartTaskInput,
+  type Task,
+  type TaskCompletedEvent,
+  type TaskKind,
+  type TaskStatus,
+} from './types.js';

@@ -1,0 +1,346 @@
+import {
+  type AnyVariables,
+  Client,
+  type CombinedError,
+  type DocumentInput,
+  fetchExchange,
+  subscriptionExchange,
+} from '@urql/core';
+import { CompletionFeed } from './completion-feed.js';
+import { Connection } from './connection.js';
+import { createMemoryCursorStore } from './cursor-store.js';
+import { errorCode, TaskClientError } from './errors.js';
+import {
+  CancelTaskMutation,
+  StartTaskMutation,
+  TaskCompletedSubscription,
+  TaskKindsQuery,
+  TaskQuery,
+  TasksQuery,
+  TaskUpdatedSubscription,
+  ViewerQuery,
+} from './operations.js';
+import {
+  type ConnectionState,
+  type CursorStore,
+  FINAL_STATUSES,
+  isFinal,
+  type StartTaskInput,
+  type Task,
+  type TaskCompletedEvent,
+  type TaskKind,
+  type TaskStatus,
+} from './types.js';
+
+export interface TaskClientOptions {
+  /** http(s)://host:port/graphql: queries and mutations (in a browser, relative to the page: `/graphql`). */
+  url: string;
+  /**
+   * The graphql-ws endpoint.
+   * @default `url` with its scheme changed to ws(s)
+   */
+  wsUrl?: string;
+  /** A fixed token. Give this or {@link getToken}; with neither, requests are anonymous. */
+  token?: string;
+  /**
+   * Supplies the token: called for every (re)connection of the WebSocket (so after the server
+   * closes it with 4403 for an expired token, the next attempt has a fresh one) and, for HTTP,
+   * once at first and again whenever the server answers UNAUTHENTICATED.
+   */
+  getToken?: () => string | Promise<string>;
+  /**
+   * Whose completions {@link TaskClient.onTaskCompleted} follows (a service token may follow anyone).
+   * @default the token's user (`viewer.userId`)
+   */
+  userId?: string;
+  /** The WebSocket class; on Node < 22 pass `WebSocket` from the `ws` package. @default globalThis.WebSocket */
+  webSocketImpl?: unknown;
+  /** @default globalThis.fetch */
+  fetch?: typeof fetch;
+  /** Ping the server this often. @default 1000 */
+  keepAliveMs?: number;
+  /** No pong this long after a ping: the connection is dead, reconnect. @default 5000 */
+  pongTimeoutMs?: number;
+  /** A connection attempt not acknowledged by then is abandoned and retried. @default 10000 */
+  connectTimeoutMs?: number;
+  /** Reconnect delays: exponential from `minDelayMs` to `maxDelayMs`, jittered, forever. @default { minDelayMs: 500, maxDelayMs: 10000 } */
+  retry?: { minDelayMs?: number; maxDelayMs?: number };
+  /**
+   * Where the last delivered cursor per user is kept.
+   * @default in memory (use {@link createLocalStorageCursorStore} in browsers to resume across reloads)
+   */
+  cursorStore?: CursorStore;
+  /** Failures the client recovers from by itself but that are worth knowing about. @default console.warn */
+  onError?: (error: unknown) => void;
+}
+
+export interface TaskPage {
+  nodes: Task[];
+  pageInfo: { hasNextPage: boolean; endCursor: string | null };
+}
+
+export interface TaskClient {
+  startTask(input: StartTaskInput): Promise<Task>;
+  /** Rejects with code CONFLICT when the task is already final. */
+  cancelTask(id: string): Promise<Task>;
+  /** null when there is no such task. */
+  task(id: string): Promise<Task | null>;
+  /** The caller's tasks, newest first (a service caller: everyone's, or `userId`'s). */
+  tasks(args?: { status?: TaskStatus[]; first?: number; after?: string; userId?: string }): Promise<TaskPage>;
+  taskKinds(): Promise<TaskKind[]>;
+  /**
+   * Every completion of the followed user, exactly once, in cursor order, across reconnects and
+   * server restarts (resuming from the cursor store). Returns the unsubscribe.
+   */
+  onTaskCompleted(handler: (event: TaskCompletedEvent) => void): () => void;
+  /** Resolves with the task's final state, even if it finished before the call. */
+  waitForTask(id: string, options?: { signal?: AbortSignal }): Promise<Task>;
+  /** The WebSocket's state; listeners are called on each change (read `get()` for the current one). */
+  readonly connectionState: {
+    get(): ConnectionState;
+    subscribe(listener: (state: ConnectionState) => void): () => void;
+  };
+  /** Closes the WebSocket, stops every feed, rejects pending waits. */
+  dispose(): Promise<void>;
+}
+
+/** Holds the current token, asking `getToken` again when told the old one is stale. */
+class TokenSource {
+  readonly #getToken: (() => string | Promise<string>) | undefined;
+  #token: string | undefined;
+  #refreshing: Promise<string | undefined> | null = null;
+
+  constructor(token: string | undefined, getToken: (() => string | Promise<string>) | undefined) {
+    this.#token = token;
+    this.#getToken = getToken;
+  }
+
+  get canRefresh(): boolean {
+    return this.#getToken !== undefined;
+  }
+
+  /** The latest token, synchronously (for urql's fetchOptions). */
+  get latest(): string | undefined {
+    return this.#token;
+  }
+
+  async current(): Promise<string | undefined> {
+    return this.#token ?? (await this.fresh());
+  }
+
+  /** A new token from `getToken` (one call for concurrent askers); the fixed one without it. */
+  fresh(): Promise<string | undefined> {
+    const getToken = this.#getToken;
+    if (!getToken) return Promise.resolve(this.#token);
+    if (!this.#refreshing) {
+      // Through then(): a getToken that throws synchronously still yields a rejected promise.
+      const refreshing = Promise.resolve()
+        .then(getToken)
+        .then((token) => {
+          this.#token = token;
+          return token;
+        });
+      this.#refreshing = refreshing;
+      const settled = () => {
+        if (this.#refreshing === refreshing) this.#refreshing = null;
+      };
+      refreshing.then(settled, settled);
+    }
+    return this.#refreshing;
+  }
+}
+
+/** Jittered exponential backoff: between half and all of min·2^retries, capped at max. */
+function backoff(minDelayMs: number, maxDelayMs: number) {
+  return (retries: number) => {
+    const ceiling = Math.min(maxDelayMs, minDelayMs * 2 ** Math.min(retries, 30));
+    return ceiling / 2 + (Math.random() * ceiling) / 2;
+  };
+}
+
+export function createTaskClient(options: TaskClientOptions): TaskClient {
+  const url = absoluteUrl(options.url);
+  const {
+    wsUrl = url.replace(/^http/, 'ws'),
+    token,
+    getToken,
+    userId,
+    webSocketImpl,
+    fetch: fetchImpl,
+    keepAliveMs = 1_000,
+    pongTimeoutMs = 5_000,
+    connectTimeoutMs = 10_000,
+    retry: { minDelayMs = 500, maxDelayMs = 10_000 } = {},
+    cursorStore = createMemoryCursorStore(),
+    onError = (error: unknown) => console.warn('[task client]', error),
+  } = options;
+  const retryDelay = backoff(minDelayMs, maxDelayMs);
+  const tokens = new TokenSource(token, getToken);
+
+  const connection = new Connection({
+    url: wsUrl,
+    webSocketImpl,
+    keepAliveMs,
+    pongTimeoutMs,
+    connectTimeoutMs,
+    retryDelay,
+    onError,
+    connectionParams: async () => {
+      // A failure here fails the attempt, and graphql-ws retries it with backoff.
+      const current = await tokens.fresh().catch((error: unknown) => {
+        onError(error);
+        throw error;
+      });
+      return current === undefined ? {} : { authorization: `Bearer ${current}` };
+    },
+  });
+
+  const urql = new Client({
+    url,
+    ...(fetchImpl ? { fetch: fetchImpl } : {}),
+    preferGetMethod: false,
+    requestPolicy: 'network-only',
+    fetchOptions: () => {
+      const current = tokens.latest;
+      return current === undefined ? {} : { headers: { authorization: `Bearer ${current}` } };
+    },
+    exchanges: [
+      subscriptionExchange({
+        forwardSubscription: (request) => ({
+          subscribe: (sink) => ({
+            unsubscribe: connection.forward({ ...request, query: request.query ?? '' }, sink),
+          }),
+        }),
+      }),
+      fetchExchange,
+    ],
+  });
+
+  /** A query or mutation over HTTP; an UNAUTHENTICATED answer is retried once with a fresh token. */
+  async function request<Data, Variables extends AnyVariables>(
+    kind: 'query' | 'mutation',
+    document: DocumentInput<Data, Variables>,
+    variables: Variables,
+  ): Promise<Data> {
+    const send = () =>
+      (kind === 'query' ? urql.query(document, variables) : urql.mutation(document, variables)).toPromise();
+    await tokens.current();
+    let result = await send();
+    if (result.error && isUnauthenticated(result.error) && tokens.canRefresh) {
+      await tokens.fresh();
+      result = await send();
+    }
+    if (result.error) throw TaskClientError.from(result.error);
+    if (!result.data) throw new TaskClientError('the server answered without data', null);
+    return result.data;
+  }
+
+  const feed = new CompletionFeed({
+    connection,
+    cursorStore,
+    userId,
+    retryDelay,
+    onError,
+    api: {
+      viewer: async () => (await request('query', ViewerQuery, {})).viewer,
+      async finalTasks(followed, limit) {
+        const found: Task[] = [];
+        let after: string | null = null;
+        while (found.length < limit) {
+          const page: TaskPage = (
+            await request('query', TasksQuery, {
+              userId: followed,
+              status: [...FINAL_STATUSES],
+              first: Math.min(100, limit - found.length),
+              after,
+            })
+          ).tasks;
+          found.push(...page.nodes);
+          if (!page.pageInfo.hasNextPage || page.pageInfo.endCursor === null) break;
+          after = page.pageInfo.endCursor;
+        }
+        return found;
+      },
+      subscribeCompleted: (variables, onResult) =>
+        urql.subscription(TaskCompletedSubscription, variables).subscribe(onResult).unsubscribe,
+    },
+  });
+
+  const pendingWaits = new Set<(error: Error) => void>();
+  let disposed = false;
+
+  return {
+    startTask: async (input) => (await request('mutation', StartTaskMutation, { input })).startTask,
+    cancelTask: async (id) => (await request('mutation', CancelTaskMutation, { id })).cancelTask,
+    task: async (id) => (await request('query', TaskQuery, { id })).task,
+    tasks: async (args = {}) => (await request('query', TasksQuery, args)).tasks,
+    taskKinds: async () => (await request('query', TaskKindsQuery, {})).taskKinds,
+    onTaskCompleted(handler) {
+      if (disposed) throw new Error('the task client is disposed');
+      return feed.add(handler);
+    },
+    waitForTask(id, { signal } = {}) {
+      if (disposed) return Promise.reject(new Error('the task client is disposed'));
+      return new Promise<Task>((resolve, reject) => {
+        if (signal?.aborted) {
+          reject(signal.reason);
+          return;
+        }
+        let release = () => {};
+        const settle = (outcome: () => void) => {
+          release();
+          pendingWaits.delete(fail);
+          signal?.removeEventListener('abort', onAbort);
+          outcome();
+        };
+        const fail = (error: unknown) => settle(() => reject(error));
+        const onAbort = () => fail(signal?.reason);
+        signal?.addEventListener('abort', onAbort, { once: true });
+        pendingWaits.add(fail);
+        // taskUpdated sends the current state first, so every (re)subscription learns the latest.
+        release = connection.manage(() => {
+          let live = true;
+          const { unsubscribe } = urql.subscription(TaskUpdatedSubscription, { id }).subscribe((result) => {
+            if (!live) return;
+            if (result.error) {
+              // A socket lost meanwhile is the connection's business: it resubscribes on reconnect.
+              if (result.error.graphQLErrors.length > 0) fail(TaskClientError.from(result.error));
+              return;
+            }
+            const task = result.data?.taskUpdated;
+            if (task && isFinal(task.status)) settle(() => resolve(task));
+          });
+          return () => {
+            live = false;
+            unsubscribe();
+          };
+        });
+      });
+    },
+    connectionState: {
+      get: () => connection.state,
+      subscribe: (listener) => connection.onStateChange(listener),
+    },
+    async dispose() {
+      if (disposed) return;
+      disposed = true;
+      for (const fail of [...pendingWaits]) fail(new Error('the task client was disposed'));
+      await feed.dispose();
+      await connection.dispose();
+    },
+  };
+}
+
+/** `url` resolved against the page's address, so a browser may pass `/graphql`. */
+function absoluteUrl(url: string): string {
+  return new URL(url, (globalThis as { location?: { href?: string } }).location?.href).href;
+}
+
+function isUnauthenticated(error: CombinedError): boolean {
+  return (
+    error.response?.status === 401 ||
+    error.graphQLErrors.some(
+      (e) => errorCode({ message: e.message, extensions: e.extensions }) === 'UNAUTHENTICATED',
+    )
+  );
+}

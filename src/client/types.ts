@@ -1,0 +1,47 @@
+import type {
+  StartTaskInput as GeneratedStartTaskInput,
+  TaskStatus as GeneratedTaskStatus,
+  TaskFieldsFragment,
+  TaskKindsQuery,
+} from './generated/graphql.js';
+
+/** A task with every field of the schema's `Task`. */
+export type Task = TaskFieldsFragment;
+export type TaskStatus = GeneratedTaskStatus;
+export type StartTaskInput = GeneratedStartTaskInput;
+/** A kind of task the service can start, with the JSON Schema of its input. */
+export type TaskKind = TaskKindsQuery['taskKinds'][number];
+
+/** Statuses a task never leaves. */
+export const FINAL_STATUSES: readonly TaskStatus[] = ['SUCCEEDED', 'FAILED', 'CANCELLED'];
+
+export function isFinal(status: TaskStatus): boolean {
+  return FINAL_STATUSES.includes(status);
+}
+
+/**
+ * - `connecting`: the first connection is being made.
+ * - `connected`: the WebSocket is acknowledged; completions flow.
+ * - `reconnecting`: the connection was lost (or never made); retrying with backoff.
+ * - `offline`: the browser says it is offline (retries wait for it to come back), or the client is disposed.
+ */
+export type ConnectionState = 'connecting' | 'connected' | 'reconnecting' | 'offline';
+
+/** One completion handed to `onTaskCompleted` handlers. */
+export interface TaskCompletedEvent {
+  /** The task in its final status. */
+  readonly task: Task;
+  /**
+   * Where the feed resumes after this event. Unique per event from the live feed; events recovered by a
+   * reconciliation after `CURSOR_EXPIRED` share the cursor the feed resumed from.
+   */
+  readonly cursor: string;
+  /** `true` when recovered after a gap (replayed from the log, or reconciled), `false` when live. */
+  readonly replayed: boolean;
+}
+
+/** Where the SDK keeps the last delivered cursor of each followed user. */
+export interface CursorStore {
+  get(userId: string): string | null | Promise<string | null>;
+  set(userId: string, cursor: string): void | Promise<void>;
+}
