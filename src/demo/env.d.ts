@@ -1,0 +1,11 @@
+/// <reference lib="dom" />
+
+declare module '*.vue' {
+  import type { DefineComponent } from 'vue';
+
+  const component: DefineComponent;
+  export default component;
+}
+
+/** Vite bundles imported stylesheets. */
+declare module '*.css' {}
