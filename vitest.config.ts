@@ -11,9 +11,14 @@ const CONTRACT_SUITES = [
   'test/kinds.test.ts',
   'test/delivery.test.ts',
   'test/heartbeat.test.ts',
+  'test/ops-limits.test.ts',
+  'test/ops-observability.test.ts',
+  'test/ops-production.test.ts',
+  'test/ops-fuzz.test.ts',
+  'test/client/task-client.test.ts',
 ];
 /** Suites about distributed mode only (several processes, Redis faults, Redis Cluster). */
-const REDIS_SUITES = ['test/redis/**/*.test.ts'];
+const REDIS_SUITES = ['test/redis/**/*.test.ts', 'test/ops-distributed.test.ts'];
 
 const redisUrl = process.env['TEST_REDIS_URL'] ?? 'redis://127.0.0.1:6379';
 function redisAnswers(): boolean {

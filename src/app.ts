@@ -1,17 +1,30 @@
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
-import { type ExecutionArgs, GraphQLError, type GraphQLFormattedError } from 'graphql';
-import type { Context as WsContext } from 'graphql-ws';
-import { useServer } from 'graphql-ws/use/ws';
+import { type ExecutionArgs, GraphQLError, type GraphQLFormattedError, getOperationAST } from 'graphql';
 import { createYoga, type YogaInitialContext } from 'graphql-yoga';
 import { type WebSocket, WebSocketServer } from 'ws';
-import { bearerToken, createTokenVerifier, mintToken, TokenError, viewerFromHeader } from './auth/tokens.js';
+import { bearerToken, createTokenVerifier, mintToken, TokenError } from './auth/tokens.js';
 import type { Viewer } from './auth/viewer.js';
 import { CloseCode } from './close-codes.js';
 import type { Config } from './config.js';
+import { ConnectionRegistry } from './connections/connection-registry.js';
+import { ConnectionRevoker } from './connections/connection-revoker.js';
+import { useGraphQLWsServer } from './connections/graphql-ws-server.js';
+import { createDemoPageHandler } from './demo-page.js';
+import { createDevTokenHandler, DEV_TOKEN_PATH } from './dev-token.js';
+import { clientError, ErrorCode } from './errors.js';
+import { createHealthHandler } from './health.js';
+import { readBoundedBody } from './limits/body-limit.js';
+import { queryLimitPlugins } from './limits/query-limits.js';
+import { useSubscriptionExpiry } from './limits/subscription-expiry.js';
 import { createLogger, type Logger } from './logger.js';
+import { DeliveryTrace } from './observability/delivery-trace.js';
+import { Metrics } from './observability/metrics.js';
+import { useSubscriptionMetrics } from './observability/subscription-metrics.js';
+import { observeTaskEvents } from './observability/task-observer.js';
 import type { GraphQLContext } from './schema/builder.js';
 import { schema } from './schema/index.js';
 import type { Backend } from './store/ports.js';
@@ -24,8 +37,7 @@ import type { TaskKind } from './tasks/kinds/kind.js';
 import { TaskService } from './tasks/task-service.js';
 
 export const GRAPHQL_PATH = '/graphql';
-/** Largest WebSocket message accepted; a larger one closes the socket with 1009. */
-const MAX_WS_MESSAGE_BYTES = 1_048_576;
+export const METRICS_PATH = '/metrics';
 /** Longest delay setTimeout honours. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -37,6 +49,8 @@ export interface AppDeps {
   readonly kinds?: readonly TaskKind[] | KindRegistry;
   /** @default a JSON logger at `config.logLevel` */
   readonly logger?: Logger;
+  /** @default a registry of this app's own */
+  readonly metrics?: Metrics;
 }
 
 /** Tokens minted at start when no key is configured outside production. */
@@ -50,19 +64,51 @@ export interface DevTokens {
 export interface App {
   /** Starts workers and listens; resolves with the bound address. */
   start(): Promise<{ url: string; port: number; devTokens: DevTokens | null }>;
-  /** Closes WebSockets with 1001, stops listening, hands running tasks back and closes the store. */
-  stop(): Promise<void>;
+  /**
+   * Drains and stops: `/readyz` answers 503 and new requests and WebSocket upgrades get 503, open
+   * WebSockets are closed with 1001 and SSE streams cut (clients reconnect elsewhere and resume),
+   * running tasks get `graceMs` to finish and the rest are handed back to the queue; then the
+   * server stops listening and the store is closed.
+   */
+  stop(options?: StopOptions): Promise<void>;
   readonly server: Server;
+}
+
+export interface StopOptions {
+  /** How long running tasks may take to finish before they are handed back. @default 0 */
+  readonly graceMs?: number;
 }
 
 /** What the server keeps per WebSocket connection. */
 interface ConnectionState {
+  /** From the upgrade request's `X-Request-Id`, or made up; in every log line of the connection. */
+  readonly requestId: string;
   viewer: Viewer | null;
   expiryTimer: NodeJS.Timeout | undefined;
+  /** Ids of the subscriptions this connection started (some may have ended since). */
+  readonly subscriptionIds: Set<string>;
 }
 
-type WsExtra = { socket: WebSocket; request: IncomingMessage };
-type ServerContext = { wsViewer?: Viewer | null };
+/** One HTTP request, for its log line; the context factory fills in the caller. */
+interface HttpRequestRecord {
+  readonly requestId: string;
+  userId: string | null;
+}
+
+type ServerContext = {
+  wsViewer?: Viewer | null;
+  viewerBoundToConnection?: boolean;
+  httpRequest?: HttpRequestRecord;
+};
+
+function requestIdOf(request: IncomingMessage): string {
+  const given = request.headers['x-request-id'];
+  return typeof given === 'string' && /^[\w.:-]{1,128}$/.test(given) ? given : randomUUID();
+}
+
+function failureReason(error: TokenError): 'expired' | 'invalid' {
+  return error.message === 'token expired' ? 'expired' : 'invalid';
+}
 
 /** The envelop functions of one operation, passed through graphql-ws's `rootValue`. */
 interface EnvelopedRoot {
@@ -99,6 +145,7 @@ function formatForSocket(error: GraphQLError): GraphQLFormattedError {
 /** Builds the service without side effects; `start()` binds the port. */
 export function buildApp({ config, kinds = BUILT_IN_KINDS, ...deps }: AppDeps): App {
   const logger = deps.logger ?? createLogger(config.logLevel);
+  const metrics = deps.metrics ?? new Metrics();
   const registry = kinds instanceof KindRegistry ? kinds : new KindRegistry(kinds);
   const backend =
     deps.backend ??
@@ -107,10 +154,49 @@ export function buildApp({ config, kinds = BUILT_IN_KINDS, ...deps }: AppDeps): 
       eventRetention: config.eventRetention,
       kinds: registry,
       logger,
+      observe: observeTaskEvents(metrics, logger),
     });
-  const tasks = new TaskService(backend, registry, logger);
+  const tasks = new TaskService(backend, registry, logger, {
+    ...(config.rateLimitStartPerMinute > 0
+      ? {
+          startLimit: {
+            limiter: backend.rateLimiter('start', {
+              capacity: config.rateLimitStartPerMinute,
+              periodMs: 60_000,
+            }),
+            perMinute: config.rateLimitStartPerMinute,
+            onLimited: () => metrics.limitRejections.inc({ limit: 'start_rate' }),
+          },
+        }
+      : {}),
+  });
   const delivery = new Delivery(backend);
   const verifier = createTokenVerifier(config.auth);
+  const connectionRegistry = new ConnectionRegistry(config.maxConnectionsPerUser);
+  const revoker = new ConnectionRevoker({
+    registry: connectionRegistry,
+    control: backend.control,
+    logger,
+    onRevoked: (count) => metrics.revokedConnections.inc(count),
+  });
+  let draining = false;
+  const health = createHealthHandler({ probe: () => backend.probe(), isDraining: () => draining });
+  /** Open SSE responses, cut at drain so their clients reconnect elsewhere. */
+  const eventStreams = new Set<ServerResponse>();
+  const countAuthFailure = (transport: 'http' | 'ws', error: TokenError) =>
+    metrics.authFailures.inc({ transport, reason: failureReason(error) });
+  const httpViewer = async (header: string | null): Promise<Viewer | null> => {
+    try {
+      const token = bearerToken(header);
+      return token === null ? null : await verifier.verify(token);
+    } catch (error) {
+      if (!(error instanceof TokenError)) throw error;
+      countAuthFailure('http', error);
+      throw clientError(ErrorCode.Unauthenticated, error.message);
+    }
+  };
+  const demoPage = createDemoPageHandler({ graphqlPath: GRAPHQL_PATH, logger });
+  const devToken = createDevTokenHandler(config.auth);
   let devTokens: DevTokens | null = null;
 
   const yoga = createYoga<ServerContext, GraphQLContext>({
@@ -119,6 +205,19 @@ export function buildApp({ config, kinds = BUILT_IN_KINDS, ...deps }: AppDeps): 
     landingPage: false,
     logging: false,
     cors: config.corsOrigins.length > 0 ? { origin: [...config.corsOrigins], credentials: true } : undefined,
+    plugins: [
+      ...queryLimitPlugins({
+        maxDepth: config.maxQueryDepth,
+        maxAliases: config.maxQueryAliases,
+        maxTokens: config.maxQueryTokens,
+        maxCost: config.maxQueryCost,
+        maxDirectives: config.maxQueryDirectives,
+        introspection: config.introspection,
+        onReject: (limit) => metrics.limitRejections.inc({ limit }),
+      }),
+      useSubscriptionMetrics(metrics),
+      useSubscriptionExpiry(),
+    ],
     graphiql: config.graphiql
       ? () => ({
           title: 'Task status service',
@@ -140,32 +239,79 @@ export function buildApp({ config, kinds = BUILT_IN_KINDS, ...deps }: AppDeps): 
       const viewer =
         initial.wsViewer !== undefined
           ? initial.wsViewer
-          : await viewerFromHeader(verifier, initial.request.headers.get('authorization'));
-      return { viewer, tasks, delivery };
+          : await httpViewer(initial.request.headers.get('authorization'));
+      if (initial.httpRequest) initial.httpRequest.userId = viewer?.userId ?? null;
+      return {
+        viewer,
+        tasks,
+        delivery,
+        revokeUserConnections: (userId) => revoker.revoke(userId),
+        deliveryTrace: new DeliveryTrace(),
+        viewerBoundToConnection: initial.viewerBoundToConnection ?? false,
+      };
     },
   });
 
+  const serveGraphQL = async (req: IncomingMessage, res: ServerResponse) => {
+    const body = await readBoundedBody(req, res, config.maxBodyBytes);
+    if (body !== 'read') {
+      if (body === 'too-large') metrics.limitRejections.inc({ limit: 'body_size' });
+      return;
+    }
+    if (req.headers.accept?.includes('text/event-stream')) {
+      eventStreams.add(res);
+      res.once('close', () => eventStreams.delete(res));
+    }
+    const record: HttpRequestRecord = { requestId: requestIdOf(req), userId: null };
+    res.setHeader('x-request-id', record.requestId);
+    res.once('close', () =>
+      logger.debug('http request', {
+        requestId: record.requestId,
+        userId: record.userId,
+        method: req.method,
+        status: res.statusCode,
+      }),
+    );
+    await yoga(req, res, { httpRequest: record });
+  };
+
   const server = createServer((req, res) => {
+    if (health(req, res)) return;
     const path = (req.url ?? '/').split('?')[0];
-    if (path === '/healthz') {
-      res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
+    if (path === METRICS_PATH && config.metrics && req.method === 'GET') {
+      metrics.render().then(
+        ({ contentType, body }) => res.writeHead(200, { 'content-type': contentType }).end(body),
+        (err: unknown) => {
+          logger.error('metrics rendering failed', { err });
+          res.writeHead(500).end();
+        },
+      );
       return;
     }
-    if (path === '/' && req.method === 'GET') {
-      res.writeHead(302, { location: GRAPHQL_PATH }).end();
+    if (draining) {
+      res
+        .writeHead(503, {
+          'content-type': 'application/json; charset=utf-8',
+          connection: 'close',
+          'retry-after': '1',
+        })
+        .end('{"errors":[{"message":"this instance is draining: retry (another instance)"}]}');
       return;
     }
-    void yoga(req, res);
+    if (path === DEV_TOKEN_PATH && devToken) return devToken(req, res);
+    if (demoPage(req, res)) return;
+    void serveGraphQL(req, res);
   });
 
-  const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_WS_MESSAGE_BYTES });
-  const connections = new WeakMap<WsContext, ConnectionState>();
+  const wss = new WebSocketServer({ noServer: true, maxPayload: config.maxBodyBytes });
+  const connections = new WeakMap<WebSocket, ConnectionState>();
   server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
     const path = (request.url ?? '').split('?')[0];
     const refuse = (status: number, text: string) => {
       socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
     };
     if (path !== GRAPHQL_PATH) return refuse(404, 'Not Found');
+    if (draining) return refuse(503, 'Service Unavailable');
     const origin = request.headers.origin;
     if (
       origin &&
@@ -173,7 +319,8 @@ export function buildApp({ config, kinds = BUILT_IN_KINDS, ...deps }: AppDeps): 
       !config.corsOrigins.includes('*') &&
       !config.corsOrigins.includes(origin)
     ) {
-      logger.warn('websocket origin refused', { origin });
+      logger.warn('websocket origin refused', { origin, requestId: requestIdOf(request) });
+      metrics.limitRejections.inc({ limit: 'websocket_origin' });
       return refuse(403, 'Forbidden');
     }
     wss.handleUpgrade(request, socket, head, (ws) => wss.emit('connection', ws, request));
@@ -182,7 +329,7 @@ export function buildApp({ config, kinds = BUILT_IN_KINDS, ...deps }: AppDeps): 
   const closeForToken = (socket: WebSocket, reason: string) =>
     socket.close(CloseCode.Forbidden, `Forbidden: ${reason}`);
 
-  const wsServer = useServer<Record<string, unknown>, WsExtra>(
+  const wsServer = useGraphQLWsServer<Record<string, unknown>>(
     {
       connectionInitWaitTimeout: config.connectionInitTimeoutMs,
       // A message only a server may send (next, error, connection_ack) is an invalid frame from a
@@ -197,18 +344,40 @@ export function buildApp({ config, kinds = BUILT_IN_KINDS, ...deps }: AppDeps): 
         result.errors ? { ...result, errors: result.errors.map(formatForSocket) } : undefined,
       onError: (_ctx, _id, _payload, errors) => errors.map(formatForSocket),
       onConnect: async (ctx) => {
+        const { socket, request } = ctx.extra;
         const header =
           headerValue(ctx.connectionParams, 'authorization') ??
           headerValue(ctx.connectionParams?.['headers'], 'authorization') ??
-          ctx.extra.request.headers.authorization;
-        const state: ConnectionState = { viewer: null, expiryTimer: undefined };
+          request.headers.authorization;
+        const state: ConnectionState = {
+          requestId: requestIdOf(request),
+          viewer: null,
+          expiryTimer: undefined,
+          subscriptionIds: new Set(),
+        };
         try {
           const token = bearerToken(header);
           state.viewer = token === null ? null : await verifier.verify(token);
         } catch (error) {
           if (!(error instanceof TokenError)) throw error;
-          logger.info('websocket token refused', { reason: error.message });
-          closeForToken(ctx.extra.socket, error.message);
+          countAuthFailure('ws', error);
+          logger.info('websocket token refused', { requestId: state.requestId, reason: error.message });
+          closeForToken(socket, error.message);
+          return false;
+        }
+        // Closed while the token was being verified: onClose has run already, register nothing.
+        if (socket.readyState !== socket.OPEN) return false;
+        if (state.viewer && !connectionRegistry.tryAdd(state.viewer.userId, socket)) {
+          metrics.limitRejections.inc({ limit: 'connections_per_user' });
+          logger.info('websocket refused: too many connections', {
+            requestId: state.requestId,
+            userId: state.viewer.userId,
+            max: config.maxConnectionsPerUser,
+          });
+          socket.close(
+            CloseCode.TooManyConnections,
+            `Too many connections: at most ${config.maxConnectionsPerUser} per user`,
+          );
           return false;
         }
         const expiresAt = state.viewer?.expiresAt;
@@ -218,25 +387,41 @@ export function buildApp({ config, kinds = BUILT_IN_KINDS, ...deps }: AppDeps): 
             Math.min(MAX_TIMER_MS, Math.max(0, expiresAt - Date.now())),
           );
         }
-        connections.set(ctx, state);
-        logger.debug('websocket connected', { userId: state.viewer?.userId ?? null });
+        connections.set(socket, state);
+        logger.debug('websocket connected', {
+          requestId: state.requestId,
+          userId: state.viewer?.userId ?? null,
+          origin: request.headers.origin ?? null,
+        });
         return true;
       },
       onClose: (ctx, code, reason) => {
-        const state = connections.get(ctx);
+        const state = connections.get(ctx.extra.socket);
         clearTimeout(state?.expiryTimer);
-        logger.debug('websocket closed', { userId: state?.viewer?.userId ?? null, code, reason });
+        if (state?.viewer) connectionRegistry.remove(state.viewer.userId, ctx.extra.socket);
+        logger.debug('websocket closed', {
+          requestId: state?.requestId ?? null,
+          userId: state?.viewer?.userId ?? null,
+          code,
+          reason,
+        });
       },
-      onSubscribe: async (ctx, _id, payload) => {
-        let viewer = connections.get(ctx)?.viewer ?? null;
+      onSubscribe: async (ctx, id, payload) => {
+        const state = connections.get(ctx.extra.socket);
+        let viewer = state?.viewer ?? null;
         // GraphiQL sends its header editor's values with each operation rather than at connect.
         const operationHeader = headerValue(payload.extensions?.['headers'], 'authorization');
+        let viewerBoundToConnection = true;
         if (operationHeader !== undefined) {
           try {
             const token = bearerToken(operationHeader);
-            if (token !== null) viewer = await verifier.verify(token);
+            if (token !== null) {
+              viewer = await verifier.verify(token);
+              viewerBoundToConnection = false;
+            }
           } catch (error) {
             if (error instanceof TokenError) {
+              countAuthFailure('ws', error);
               return [new GraphQLError(error.message, { extensions: { code: 'UNAUTHENTICATED' } })];
             }
             throw error;
@@ -251,6 +436,7 @@ export function buildApp({ config, kinds = BUILT_IN_KINDS, ...deps }: AppDeps): 
           req: ctx.extra.request,
           params: payload,
           wsViewer: viewer,
+          viewerBoundToConnection,
         });
         let document: ReturnType<typeof enveloped.parse>;
         try {
@@ -261,6 +447,22 @@ export function buildApp({ config, kinds = BUILT_IN_KINDS, ...deps }: AppDeps): 
         }
         const errors = enveloped.validate(enveloped.schema, document);
         if (errors.length > 0) return [...errors];
+        const operation = getOperationAST(document, payload.operationName ?? undefined);
+        if (operation?.operation === 'subscription' && state) {
+          // graphql-ws drops an operation from ctx.subscriptions when it ends.
+          for (const open of state.subscriptionIds)
+            if (!(open in ctx.subscriptions)) state.subscriptionIds.delete(open);
+          const max = config.maxSubscriptionsPerConnection;
+          if (max > 0 && state.subscriptionIds.size >= max) {
+            metrics.limitRejections.inc({ limit: 'subscriptions_per_connection' });
+            return [
+              new GraphQLError(`at most ${max} subscriptions per connection: complete one first`, {
+                extensions: { code: ErrorCode.LimitExceeded, limit: 'subscriptionsPerConnection', max },
+              }),
+            ];
+          }
+          state.subscriptionIds.add(id);
+        }
         const root: EnvelopedRoot = { execute: enveloped.execute, subscribe: enveloped.subscribe };
         return {
           schema: enveloped.schema,
@@ -273,8 +475,26 @@ export function buildApp({ config, kinds = BUILT_IN_KINDS, ...deps }: AppDeps): 
       },
     },
     wss,
-    config.keepAliveMs,
+    {
+      logger,
+      keepAliveMs: config.keepAliveMs,
+      maxBufferedBytes: config.slowConsumerBytes,
+      onSlowConsumer: ({ socket }) => {
+        metrics.slowConsumerDisconnects.inc();
+        const state = connections.get(socket);
+        logger.warn('slow consumer: websocket closed', {
+          requestId: state?.requestId ?? null,
+          userId: state?.viewer?.userId ?? null,
+          bufferedBytes: socket.bufferedAmount,
+          max: config.slowConsumerBytes,
+        });
+      },
+    },
   );
+  metrics.setSources({
+    openConnections: () => wss.clients.size,
+    queueDepth: () => backend.queue.depth(),
+  });
 
   let started = false;
   return {
@@ -290,6 +510,7 @@ export function buildApp({ config, kinds = BUILT_IN_KINDS, ...deps }: AppDeps): 
         };
       }
       await backend.startWorkers(config.workerConcurrency);
+      await revoker.start();
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
         server.listen(config.port, config.host, () => {
@@ -302,11 +523,17 @@ export function buildApp({ config, kinds = BUILT_IN_KINDS, ...deps }: AppDeps): 
       const host = config.host.includes(':') ? `[${config.host}]` : config.host;
       return { url: `http://${host}:${port}${GRAPHQL_PATH}`, port, devTokens };
     },
-    async stop() {
+    async stop({ graceMs = 0 } = {}) {
+      draining = true;
+      revoker.stop();
+      for (const stream of eventStreams) stream.socket?.destroy();
       await wsServer.dispose();
+      server.closeIdleConnections();
+      await backend.stopWorkers(graceMs);
       if (started) {
+        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeAllConnections();
-        await new Promise<void>((resolve) => server.close(() => resolve()));
+        await closed;
       }
       await backend.close();
     },
@@ -321,6 +548,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
   const { config } = deps;
   if (deps.backend || config.redisUrl === undefined) return buildApp(deps);
   const logger = deps.logger ?? createLogger(config.logLevel);
+  const metrics = deps.metrics ?? new Metrics();
   const kinds =
     deps.kinds instanceof KindRegistry ? deps.kinds : new KindRegistry(deps.kinds ?? BUILT_IN_KINDS);
   const backend = await createRedisBackend({
@@ -331,8 +559,10 @@ export async function createApp(deps: AppDeps): Promise<App> {
     lockDurationMs: config.workerLockMs,
     kinds,
     logger,
+    observe: observeTaskEvents(metrics, logger),
+    onRedisError: () => metrics.redisErrors.inc(),
   });
-  return buildApp({ ...deps, logger, kinds, backend });
+  return buildApp({ ...deps, logger, kinds, backend, metrics });
 }
 
 function memoize<T>(render: (options: T) => string): (options: T) => string {

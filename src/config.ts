@@ -51,6 +51,34 @@ export interface Config {
   readonly eventRetention: number;
   /** Whether GraphiQL is served at `/graphql`. @default true outside production */
   readonly graphiql: boolean;
+  /** Whether the schema answers introspection (`__schema`, `__type`). @default true outside production */
+  readonly introspection: boolean;
+  /** Whether `/metrics` serves Prometheus metrics. @default true */
+  readonly metrics: boolean;
+  /** Largest HTTP request body (413 above) and WebSocket message (close 1009 above). @default 1048576 */
+  readonly maxBodyBytes: number;
+  /** Deepest selection nesting of an operation (introspection excluded). @default 10 */
+  readonly maxQueryDepth: number;
+  /** Most aliases in an operation. @default 15 */
+  readonly maxQueryAliases: number;
+  /** Most lexical tokens in an operation's text. @default 2000 */
+  readonly maxQueryTokens: number;
+  /** Highest estimated cost of an operation (graphql-armor's cost model). @default 5000 */
+  readonly maxQueryCost: number;
+  /** Most directives in an operation. @default 50 */
+  readonly maxQueryDirectives: number;
+  /** `startTask` calls a user may make per minute (a token bucket holding one minute's worth); 0: unlimited. @default 600 */
+  readonly rateLimitStartPerMinute: number;
+  /** Open WebSocket connections per user on one gateway; 0: unlimited. @default 32 */
+  readonly maxConnectionsPerUser: number;
+  /** Subscriptions open at once on one WebSocket connection; 0: unlimited. @default 100 */
+  readonly maxSubscriptionsPerConnection: number;
+  /** A socket with more than this many bytes waiting to be sent is closed as a slow consumer. @default 16777216 */
+  readonly slowConsumerBytes: number;
+  /** How long a drain (SIGTERM/SIGINT) lets running tasks finish before handing them back. @default 10000 */
+  readonly drainGraceMs: number;
+  /** Port of the worker process's `/metrics`, `/healthz` and `/readyz`; unset: none. */
+  readonly workerMetricsPort: number | undefined;
   /** @default 'development' */
   readonly nodeEnv: string;
   readonly production: boolean;
@@ -68,6 +96,11 @@ function readInt(env: Env, name: string, fallback: number, min: number, max: num
     throw new ConfigError(name, `expected a number from ${min} to ${max}, got ${value}`);
   }
   return value;
+}
+
+function readOptionalPort(env: Env, name: string): number | undefined {
+  const raw = env[name]?.trim();
+  return raw === undefined || raw === '' ? undefined : readInt(env, name, 0, 0, 65535);
 }
 
 function readBool(env: Env, name: string, fallback: boolean): boolean {
@@ -187,6 +220,20 @@ export function loadConfig(env: Env = process.env): Config {
     logLevel,
     eventRetention: readInt(env, 'EVENT_RETENTION', 1_000, 1, 10_000_000),
     graphiql: readBool(env, 'GRAPHIQL', !production),
+    introspection: readBool(env, 'INTROSPECTION', !production),
+    metrics: readBool(env, 'METRICS', true),
+    maxBodyBytes: readInt(env, 'MAX_BODY_BYTES', 1_048_576, 1_024, 1_073_741_824),
+    maxQueryDepth: readInt(env, 'MAX_QUERY_DEPTH', 10, 1, 1_000),
+    maxQueryAliases: readInt(env, 'MAX_QUERY_ALIASES', 15, 0, 10_000),
+    maxQueryTokens: readInt(env, 'MAX_QUERY_TOKENS', 2_000, 10, 1_000_000),
+    maxQueryCost: readInt(env, 'MAX_QUERY_COST', 5_000, 1, 100_000_000),
+    maxQueryDirectives: readInt(env, 'MAX_QUERY_DIRECTIVES', 50, 0, 10_000),
+    rateLimitStartPerMinute: readInt(env, 'RATE_LIMIT_START_PER_MINUTE', 600, 0, 1_000_000),
+    maxConnectionsPerUser: readInt(env, 'MAX_CONNECTIONS_PER_USER', 32, 0, 1_000_000),
+    maxSubscriptionsPerConnection: readInt(env, 'MAX_SUBSCRIPTIONS_PER_CONNECTION', 100, 0, 1_000_000),
+    slowConsumerBytes: readInt(env, 'SLOW_CONSUMER_BYTES', 16_777_216, 1_024, 1_073_741_824),
+    drainGraceMs: readInt(env, 'DRAIN_GRACE_MS', 10_000, 0, 3_600_000),
+    workerMetricsPort: readOptionalPort(env, 'WORKER_METRICS_PORT'),
     nodeEnv,
     production,
   };

@@ -1,3 +1,4 @@
+import { pino } from 'pino';
 import type { LogLevel } from './config.js';
 
 /** Structured logger: one JSON line per record on stderr. */
@@ -8,18 +9,47 @@ export interface Logger {
   error(msg: string, fields?: Record<string, unknown>): void;
 }
 
-const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 };
+/**
+ * Paths pino replaces with `[redacted]` wherever a caller logs them, so a token never reaches a
+ * log line: Authorization headers (HTTP and the upgrade request), graphql-ws `connectionParams`
+ * (which carry the token) and GraphiQL's per-operation `extensions.headers`.
+ */
+export const REDACTED_PATHS: readonly string[] = [
+  'authorization',
+  'token',
+  'connectionParams',
+  'headers.authorization',
+  'headers.cookie',
+  '*.authorization',
+  '*.token',
+  '*.connectionParams',
+  '*.headers.authorization',
+  '*.headers.cookie',
+  'extensions.headers',
+  '*.extensions.headers',
+];
 
-export function createLogger(
-  level: LogLevel,
-  write: (line: string) => void = (line) => process.stderr.write(line),
-): Logger {
-  const log = (at: Exclude<LogLevel, 'silent'>) => (msg: string, fields?: Record<string, unknown>) => {
-    if (RANK[at] < RANK[level]) return;
-    const record: Record<string, unknown> = { level: at, time: new Date().toISOString(), msg, ...fields };
-    const err = record['err'];
-    if (err instanceof Error) record['err'] = { name: err.name, message: err.message, stack: err.stack };
-    write(`${JSON.stringify(record)}\n`);
-  };
-  return { debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error') };
+/**
+ * A pino logger behind the {@link Logger} interface: `{"level":"info","time":"…","pid":…,…,"msg":"…"}`
+ * lines, errors under `err` with their stack, tokens redacted. `write` replaces stderr (tests).
+ */
+export function createLogger(level: LogLevel, write?: (line: string) => void): Logger {
+  const destination = write ? { write } : pino.destination({ fd: 2, sync: true });
+  const log = pino(
+    {
+      level,
+      base: { pid: process.pid },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+      serializers: { err: pino.stdSerializers.err },
+      redact: { paths: [...REDACTED_PATHS], censor: '[redacted]' },
+    },
+    destination,
+  );
+  const at =
+    (method: 'debug' | 'info' | 'warn' | 'error') => (msg: string, fields?: Record<string, unknown>) => {
+      if (fields) log[method](fields, msg);
+      else log[method](msg);
+    };
+  return { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
 }

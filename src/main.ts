@@ -19,7 +19,7 @@ async function main(): Promise<void> {
   const mode =
     config.redisUrl === undefined ? { mode: 'embedded', dataDir: config.dataDir } : { mode: 'redis' };
   logger.info('listening', { url, ...mode, workerConcurrency: config.workerConcurrency });
-  console.log(`Task status service on ${url} (GraphiQL in a browser)`);
+  console.log(`Task status service on ${url} (GraphiQL in a browser); demo page at ${new URL('/', url)}`);
   if (devTokens) {
     console.log(
       [
@@ -37,9 +37,12 @@ async function main(): Promise<void> {
       process.exit(1);
     }
     stopping = true;
-    logger.info('shutting down', { signal });
-    app.stop().then(
-      () => process.exit(0),
+    logger.info('draining', { signal, graceMs: config.drainGraceMs });
+    app.stop({ graceMs: config.drainGraceMs }).then(
+      () => {
+        logger.info('drained: exiting', { signal });
+        process.exit(0);
+      },
       (err: unknown) => {
         logger.error('shutdown failed', { err });
         process.exit(1);

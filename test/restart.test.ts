@@ -228,9 +228,10 @@ describe('restart after kill -9', () => {
 });
 
 describe('graceful stop on SIGTERM', () => {
-  it('exits 0, closes sockets as going away, and hands the running task back unspent to finish after the next start', async () => {
+  it('exits 0, closes sockets as going away, and hands the running task back unspent to finish after the next start (DRAIN_GRACE_MS=0)', async () => {
     const dataDir = makeTempDir('tss-restart-');
-    const first = await startChildServer({ dataDir });
+    // No grace: the running task is handed back at once (with a grace it would finish first; see ops-drain).
+    const first = await startChildServer({ dataDir, env: { DRAIN_GRACE_MS: '0' } });
     const token = await first.token('carol');
     const socket = await openRawSocket(first.wsUrl);
     await socket.init({ authorization: `Bearer ${token}` });

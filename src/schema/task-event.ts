@@ -28,6 +28,9 @@ builder.subscriptionField('taskCompleted', (t) =>
     args: { userId: t.arg.id({ required: true }), after: t.arg.string() },
     subscribe: (_root, { userId, after }, { viewer, delivery }) =>
       delivery.completions(requireViewer(viewer), String(userId), after ?? null),
-    resolve: (event) => event,
+    resolve: (event, _args, { deliveryTrace }) => {
+      deliveryTrace?.note(event);
+      return event;
+    },
   }),
 );

@@ -74,6 +74,54 @@ export interface TaskQueue {
   enqueue(task: Task): Promise<void>;
   /** Tells whoever runs `taskId` to abort it. */
   cancel(taskId: string): Promise<void>;
+  /** Tasks waiting for a worker (due now or later), for the queue-depth metric. */
+  depth(): Promise<number>;
+}
+
+/**
+ * Told of every event this process appends (creation and each transition), after it is stored,
+ * with the task's status before it (`null` for a creation). Must not throw.
+ */
+export type TaskEventObserver = (event: TaskEvent, previousStatus: TaskStatus | null) => void;
+
+/** One part of the backend as a readiness probe saw it. */
+export interface ProbeResult {
+  /** `store`, `bus`, `queue`, `redis`. */
+  readonly part: string;
+  readonly ok: boolean;
+  /** Why it is not ok. */
+  readonly detail?: string;
+}
+
+/** Messages between the gateways of one deployment (e.g. revoking a user's connections). */
+export type ControlMessage = {
+  readonly type: 'revoke-user-connections';
+  readonly userId: string;
+  /** The gateway that sent it; it has acted already and ignores its own message. */
+  readonly origin: string;
+};
+
+/** Broadcast to every gateway of the deployment (this one included). */
+export interface ControlChannel {
+  publish(message: ControlMessage): Promise<void>;
+  /** Resolves once listening is in effect, with a function that stops it. */
+  subscribe(listener: (message: ControlMessage) => void): Promise<() => void>;
+}
+
+/** Answer of {@link RateLimiter.take}. */
+export type RateDecision =
+  | { readonly allowed: true }
+  | { readonly allowed: false; readonly retryAfterMs: number };
+
+/** A token bucket per key: `capacity` tokens, refilled at `capacity` per `periodMs`. */
+export interface RateRule {
+  readonly capacity: number;
+  readonly periodMs: number;
+}
+
+export interface RateLimiter {
+  /** Takes one token from `key`'s bucket, or says when one will be there. */
+  take(key: string): Promise<RateDecision>;
 }
 
 /** One backend (embedded or distributed): the ports the rest of the code depends on. */
@@ -81,8 +129,18 @@ export interface Backend {
   readonly tasks: TaskRepository;
   readonly bus: LiveBus;
   readonly queue: TaskQueue;
+  readonly control: ControlChannel;
+  /** A rate limiter shared by every process of the deployment (in-process in embedded mode). */
+  rateLimiter(name: string, rule: RateRule): RateLimiter;
+  /** Checks that the store, the bus and the queue answer now. */
+  probe(): Promise<readonly ProbeResult[]>;
   /** Starts this process's workers; `concurrency` 0 starts none. */
   startWorkers(concurrency: number): Promise<void>;
+  /**
+   * Stops claiming tasks and lets the running ones finish within `graceMs`; those still running
+   * then are aborted and handed back to the queue. The store stays usable. @default graceMs 0
+   */
+  stopWorkers(graceMs?: number): Promise<void>;
   /** Stops the workers (in-flight tasks are handed back to the queue) and releases connections. */
   close(): Promise<void>;
 }

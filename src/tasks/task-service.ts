@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { Viewer } from '../auth/viewer.js';
-import { clientError, ErrorCode, InvalidCursorError } from '../errors.js';
+import { clientError, ErrorCode, InvalidCursorError, rateLimitedError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import type { Backend, TaskPage } from '../store/ports.js';
+import type { Backend, RateLimiter, TaskPage } from '../store/ports.js';
 import type { KindRegistry } from './kind-registry.js';
 import { isFinal, type Json, type Task, TaskStatus } from './task.js';
 import * as transitions from './transitions.js';
@@ -19,6 +19,20 @@ export interface ListTasksArgs {
   readonly status?: readonly TaskStatus[] | undefined;
   readonly first?: number | undefined;
   readonly after?: string | undefined;
+}
+
+export interface TaskServiceOptions {
+  /**
+   * Rate of `startTask` per user: a token bucket per caller (service callers are not limited).
+   * Unset: unlimited.
+   */
+  readonly startLimit?: {
+    readonly limiter: RateLimiter;
+    /** For the error message. */
+    readonly perMinute: number;
+    /** Told of each call refused. */
+    readonly onLimited?: () => void;
+  };
 }
 
 export const DEFAULT_PAGE_SIZE = 20;
@@ -68,12 +82,14 @@ function assertId(field: string, value: string): void {
 export class TaskService {
   readonly #backend: Backend;
   readonly #logger: Logger;
+  readonly #startLimit: TaskServiceOptions['startLimit'];
   readonly kinds: KindRegistry;
 
-  constructor(backend: Backend, kinds: KindRegistry, logger: Logger) {
+  constructor(backend: Backend, kinds: KindRegistry, logger: Logger, options: TaskServiceOptions = {}) {
     this.#backend = backend;
     this.kinds = kinds;
     this.#logger = logger;
+    this.#startLimit = options.startLimit;
   }
 
   async start(viewer: Viewer, args: StartTaskArgs): Promise<Task> {
@@ -84,6 +100,17 @@ export class TaskService {
         ErrorCode.Forbidden,
         'only a service caller may start a task on behalf of another user',
       );
+    }
+    if (this.#startLimit && !viewer.isService) {
+      const decision = await this.#startLimit.limiter.take(viewer.userId);
+      if (!decision.allowed) {
+        this.#startLimit.onLimited?.();
+        throw rateLimitedError(
+          `startTask: at most ${this.#startLimit.perMinute} per minute per user; retry in ${Math.ceil(decision.retryAfterMs / 1000)} s`,
+          decision.retryAfterMs,
+          { limit: 'startTask' },
+        );
+      }
     }
     const kind = this.kinds.get(args.kind);
     if (!kind) {

@@ -55,4 +55,9 @@ export interface TaskEvent {
   /** Opaque, strictly increasing within the user's log. */
   readonly cursor: string;
   readonly task: Task;
+  /**
+   * Epoch ms when the event was appended to the log, for the delivery-lag metric; internal, not in
+   * the GraphQL contract. Absent on events read from logs written before it existed.
+   */
+  readonly appendedAt?: number;
 }

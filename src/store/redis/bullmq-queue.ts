@@ -40,12 +40,14 @@ export class BullmqQueue implements TaskQueue {
   readonly #options: BullmqQueueOptions;
   readonly #running = new Map<string, AbortController>();
   #worker: Worker<RunJob> | undefined;
+  /** Connections made for BullMQ: it does not close a connection it was given, so close() does. */
+  readonly #connections: RedisClient[] = [];
   #stopCancellations: (() => void) | undefined;
 
   constructor(options: BullmqQueueOptions) {
     this.#options = options;
     this.#queue = new Queue<RunJob>(QUEUE_NAME, {
-      connection: options.client.duplicate(),
+      connection: this.#connection(),
       prefix: options.keys.queuePrefix(),
     });
     this.#queue.on('error', (err) => options.logger.error('queue error', { err }));
@@ -74,13 +76,13 @@ export class BullmqQueue implements TaskQueue {
   /** Starts a BullMQ worker running `concurrency` tasks at once in this process. */
   async start(concurrency: number): Promise<void> {
     if (concurrency === 0 || this.#worker) return;
-    const { pubsub, keys, logger, client, lockDurationMs = 30_000 } = this.#options;
+    const { pubsub, keys, logger, lockDurationMs = 30_000 } = this.#options;
     const subscription = await pubsub.subscribe(keys.cancellations(), (taskId: string) => {
       this.#running.get(taskId)?.abort('cancelled' satisfies AbortCause);
     });
     this.#stopCancellations = () => pubsub.unsubscribe(subscription);
     this.#worker = new Worker<RunJob>(QUEUE_NAME, (job) => this.#process(job), {
-      connection: client.duplicate(),
+      connection: this.#connection(),
       prefix: keys.queuePrefix(),
       concurrency,
       lockDuration: lockDurationMs,
@@ -92,12 +94,50 @@ export class BullmqQueue implements TaskQueue {
     await this.#worker.waitUntilReady();
   }
 
+  async depth(): Promise<number> {
+    const counts = await this.#queue.getJobCounts('waiting', 'delayed', 'prioritized');
+    return Object.values(counts).reduce((sum, n) => sum + n, 0);
+  }
+
+  /** Resolves once the queue's own Redis connection answers. */
+  async ping(): Promise<void> {
+    await this.#queue.getJobCounts('waiting');
+  }
+
+  /**
+   * Stops taking jobs and gives running tasks `graceMs` to finish; those still running then are
+   * handed back to the queue. The queue itself stays open (tasks can still be enqueued).
+   */
+  async stopWorkers(graceMs = 0): Promise<void> {
+    // Worker.close() stops fetching and resolves once the jobs in progress have finished.
+    const closing = this.#worker?.close();
+    if (closing && graceMs > 0 && this.#running.size > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        closing,
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, graceMs);
+        }),
+      ]);
+      clearTimeout(timer);
+    }
+    for (const abort of this.#running.values()) abort.abort('shutdown' satisfies AbortCause);
+    await closing;
+    this.#stopCancellations?.();
+    this.#stopCancellations = undefined;
+  }
+
   /** Hands running tasks back to the queue, then closes the worker and the queue. */
   async close(): Promise<void> {
-    for (const abort of this.#running.values()) abort.abort('shutdown' satisfies AbortCause);
-    await this.#worker?.close();
-    this.#stopCancellations?.();
+    await this.stopWorkers(0);
     await this.#queue.close();
+    await Promise.all(this.#connections.map((c) => c.quit().catch(() => c.disconnect())));
+  }
+
+  #connection(): RedisClient {
+    const connection = this.#options.client.duplicate();
+    this.#connections.push(connection);
+    return connection;
   }
 
   async #process(job: Job<RunJob>): Promise<void> {

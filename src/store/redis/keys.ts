@@ -45,6 +45,14 @@ export class RedisKeys {
   cancellations(): string {
     return `${this.prefix}:cancel`;
   }
+  /** Channel of the messages between gateways (e.g. revoking a user's connections). */
+  control(): string {
+    return `${this.prefix}:control`;
+  }
+  /** Token bucket `name` of `key` (a user id), in that user's slot. */
+  rateBucket(name: string, key: string): string {
+    return `${this.#user(key)}:rate:${name}`;
+  }
   /** BullMQ prefix: one hash tag, so each queue's keys share a cluster slot. */
   queuePrefix(): string {
     return `{${this.prefix}:q}`;

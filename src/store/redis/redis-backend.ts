@@ -1,11 +1,41 @@
 import type { Logger } from '../../logger.js';
 import type { KindRegistry } from '../../tasks/kind-registry.js';
-import type { Backend } from '../ports.js';
+import type { Backend, ProbeResult, TaskEventObserver } from '../ports.js';
 import { BullmqQueue } from './bullmq-queue.js';
 import { RedisKeys } from './keys.js';
 import { RedisBus } from './redis-bus.js';
 import { createRedisClient, parseRedisUrl, type RedisClient, waitUntilReady } from './redis-connection.js';
+import { RedisControl } from './redis-control.js';
+import { RedisRateLimiter } from './redis-rate-limiter.js';
 import { RedisRepository } from './redis-repository.js';
+
+/** A readiness probe waits this long for each answer. */
+const PROBE_TIMEOUT_MS = 1_000;
+
+async function probePart(
+  part: string,
+  client: RedisClient,
+  ping: () => Promise<unknown>,
+): Promise<ProbeResult> {
+  if (client.status !== 'ready') return { part, ok: false, detail: `redis connection is ${client.status}` };
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      ping(),
+      new Promise((_resolve, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`no answer from redis within ${PROBE_TIMEOUT_MS} ms`)),
+          PROBE_TIMEOUT_MS,
+        );
+      }),
+    ]);
+    return { part, ok: true };
+  } catch (error) {
+    return { part, ok: false, detail: error instanceof Error ? error.message : String(error) };
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 export interface RedisBackendOptions {
   /** `REDIS_URL`: one URL, or a comma-separated list of cluster nodes. */
@@ -19,6 +49,10 @@ export interface RedisBackendOptions {
   readonly connectTimeoutMs?: number;
   /** See {@link BullmqQueue}. */
   readonly lockDurationMs?: number;
+  /** Told of every event this process appends (metrics, logs). */
+  readonly observe?: TaskEventObserver | undefined;
+  /** Called on every error a Redis connection reports (the log keeps one line a second). */
+  readonly onRedisError?: ((error: Error) => void) | undefined;
 }
 
 /**
@@ -26,7 +60,16 @@ export interface RedisBackendOptions {
  * queue on BullMQ. Throws `RedisUnavailableError` when Redis does not answer in time.
  */
 export async function createRedisBackend(options: RedisBackendOptions): Promise<Backend> {
-  const { url, keyPrefix = 'tss', eventRetention, kinds, logger, connectTimeoutMs = 10_000 } = options;
+  const {
+    url,
+    keyPrefix = 'tss',
+    eventRetention,
+    kinds,
+    logger,
+    connectTimeoutMs = 10_000,
+    observe,
+    onRedisError,
+  } = options;
   const target = parseRedisUrl(url);
   const keys = new RedisKeys(keyPrefix);
   const client = createRedisClient(target);
@@ -35,6 +78,7 @@ export async function createRedisBackend(options: RedisBackendOptions): Promise<
   let lastErrorLog = 0;
   for (const c of clients) {
     c.on('error', (err: Error) => {
+      onRedisError?.(err);
       // ioredis repeats the error on every reconnect attempt; one line a second is enough.
       if (Date.now() - lastErrorLog > 1_000) {
         lastErrorLog = Date.now();
@@ -48,7 +92,7 @@ export async function createRedisBackend(options: RedisBackendOptions): Promise<
     for (const c of clients) c.disconnect();
     throw error;
   }
-  const repository = new RedisRepository({ client, keys, eventRetention });
+  const repository = new RedisRepository({ client, keys, eventRetention, observe });
   const bus = new RedisBus(client, subscriber, keys, logger);
   const queue = new BullmqQueue({
     client,
@@ -59,11 +103,22 @@ export async function createRedisBackend(options: RedisBackendOptions): Promise<
     logger,
     ...(options.lockDurationMs === undefined ? {} : { lockDurationMs: options.lockDurationMs }),
   });
+  const control = new RedisControl(bus.pubsub, keys);
   return {
     tasks: repository,
     bus,
     queue,
+    control,
+    rateLimiter: (name, rule) => new RedisRateLimiter(client, keys, name, rule),
+    async probe() {
+      return Promise.all([
+        probePart('store', client, () => client.ping()),
+        probePart('bus', subscriber, () => subscriber.ping()),
+        probePart('queue', client, () => queue.ping()),
+      ]);
+    },
     startWorkers: (concurrency) => queue.start(concurrency),
+    stopWorkers: (graceMs = 0) => queue.stopWorkers(graceMs),
     async close() {
       await queue.close();
       await Promise.all(clients.map((c) => c.quit().catch(() => c.disconnect())));

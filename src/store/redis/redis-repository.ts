@@ -1,6 +1,13 @@
 import { CursorExpiredError, InvalidCursorError } from '../../errors.js';
 import { isFinal, type Task, type TaskEvent } from '../../tasks/task.js';
-import type { ReadEventsOptions, TaskChange, TaskListQuery, TaskPage, TaskRepository } from '../ports.js';
+import type {
+  ReadEventsOptions,
+  TaskChange,
+  TaskEventObserver,
+  TaskListQuery,
+  TaskPage,
+  TaskRepository,
+} from '../ports.js';
 import type { RedisKeys } from './keys.js';
 import type { RedisClient } from './redis-connection.js';
 import { CREATE_TASK, READ_EVENTS, TRANSITION_TASK } from './scripts.js';
@@ -40,13 +47,21 @@ function decodeTaskCursor(cursor: string): number {
 function entryToEvent([id, fields]: StreamEntry): TaskEvent & { final: boolean } {
   const values: Record<string, string> = {};
   for (let i = 0; i + 1 < fields.length; i += 2) values[fields[i] as string] = fields[i + 1] as string;
-  return { cursor: id, task: JSON.parse(values['d'] ?? 'null') as Task, final: values['f'] === '1' };
+  const appendedAt = Number(values['a']);
+  return {
+    cursor: id,
+    task: JSON.parse(values['d'] ?? 'null') as Task,
+    final: values['f'] === '1',
+    ...(Number.isFinite(appendedAt) && values['a'] !== undefined ? { appendedAt } : {}),
+  };
 }
 
 export interface RedisRepositoryOptions {
   readonly client: RedisClient;
   readonly keys: RedisKeys;
   readonly eventRetention: number;
+  /** Told of each event this process appends (metrics, logs). */
+  readonly observe?: TaskEventObserver | undefined;
 }
 
 /**
@@ -57,14 +72,16 @@ export class RedisRepository implements TaskRepository {
   readonly #client: RedisClient & ScriptCommands;
   readonly #keys: RedisKeys;
   readonly #retention: number;
+  readonly #observe: TaskEventObserver | undefined;
 
-  constructor({ client, keys, eventRetention }: RedisRepositoryOptions) {
+  constructor({ client, keys, eventRetention, observe }: RedisRepositoryOptions) {
     client.defineCommand('tssCreateTask', { numberOfKeys: 5, lua: CREATE_TASK });
     client.defineCommand('tssTransitionTask', { numberOfKeys: 3, lua: TRANSITION_TASK });
     client.defineCommand('tssReadEvents', { numberOfKeys: 2, lua: READ_EVENTS });
     this.#client = client as RedisClient & ScriptCommands;
     this.#keys = keys;
     this.#retention = eventRetention;
+    this.#observe = observe;
   }
 
   async create(task: Task): Promise<{ task: Task; created: boolean }> {
@@ -72,6 +89,7 @@ export class RedisRepository implements TaskRepository {
     // The owner key is written first so that the task is findable by id as soon as it exists.
     await this.#client.set(keys.owner(task.id), task.userId);
     const seq = await this.#client.incr(keys.sequence());
+    const appendedAt = Date.now();
     const [created, value] = await this.#client.tssCreateTask(
       keys.task(task.userId, task.id),
       keys.userIndex(task.userId),
@@ -86,9 +104,11 @@ export class RedisRepository implements TaskRepository {
       this.#retention,
       keys.live(task.userId),
       task.idempotencyKey === null ? '0' : '1',
+      appendedAt,
     );
     if (created === 1) {
       await this.#client.zadd(keys.allTasks(), seq, `${task.userId}\n${task.id}`);
+      this.#observe?.({ cursor: value, task, appendedAt }, null);
       return { task, created: true };
     }
     await this.#client.del(keys.owner(task.id));
@@ -152,6 +172,7 @@ export class RedisRepository implements TaskRepository {
       const next = change(current);
       if (!next) return null;
       const stored: Task = { ...next, version: current.version + 1 };
+      const appendedAt = Date.now();
       const cursor = await this.#client.tssTransitionTask(
         this.#keys.task(userId, id),
         this.#keys.events(userId),
@@ -162,8 +183,13 @@ export class RedisRepository implements TaskRepository {
         this.#retention,
         this.#keys.live(userId),
         isFinal(stored.status) ? '1' : '0',
+        appendedAt,
       );
-      if (cursor !== null) return { cursor, task: stored };
+      if (cursor !== null) {
+        const event: TaskEvent = { cursor, task: stored, appendedAt };
+        this.#observe?.(event, current.status);
+        return event;
+      }
     }
     throw new Error(`task ${id}: gave up after ${MAX_CAS_ATTEMPTS} conflicting writes`);
   }
@@ -186,7 +212,10 @@ export class RedisRepository implements TaskRepository {
       const entries = reply[1];
       for (const entry of entries) {
         const event = entryToEvent(entry);
-        if (!finalOnly || event.final) events.push({ cursor: event.cursor, task: event.task });
+        if (!finalOnly || event.final) {
+          const { final: _final, ...logged } = event;
+          events.push(logged);
+        }
         if (events.length === limit) break;
       }
       const last = entries.at(-1);

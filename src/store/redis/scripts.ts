@@ -11,22 +11,22 @@
 
 /** Appends and publishes `task_json`; returns the stream id. Shared tail of both write scripts. */
 const APPEND_AND_PUBLISH = `
-local function append(stream, trimmed, retention, channel, task_json, final)
-  local id = redis.call('XADD', stream, '*', 'd', task_json, 'f', final)
+local function append(stream, trimmed, retention, channel, task_json, final, appended_at)
+  local id = redis.call('XADD', stream, '*', 'd', task_json, 'f', final, 'a', appended_at)
   local excess = redis.call('XLEN', stream) - tonumber(retention)
   if excess > 0 then
     local oldest = redis.call('XRANGE', stream, '-', '+', 'COUNT', excess)
     redis.call('SET', trimmed, oldest[#oldest][1])
     redis.call('XTRIM', stream, 'MAXLEN', retention)
   end
-  redis.call('PUBLISH', channel, '{"cursor":"' .. id .. '","task":' .. task_json .. '}')
+  redis.call('PUBLISH', channel, '{"cursor":"' .. id .. '","appendedAt":' .. appended_at .. ',"task":' .. task_json .. '}')
   return id
 end
 `;
 
 /**
  * KEYS: task, user index, user stream, trimmed marker, idempotency key (or any key of the user's slot)
- * ARGV: task json, task id, sequence, retention, channel, has idempotency key (1/0)
+ * ARGV: task json, task id, sequence, retention, channel, has idempotency key (1/0), appended at (epoch ms)
  * Returns {1, stream id} when created, {0, existing task id} for a reused idempotency key.
  */
 export const CREATE_TASK = `${APPEND_AND_PUBLISH}
@@ -37,18 +37,18 @@ if ARGV[6] == '1' then
 end
 redis.call('HSET', KEYS[1], 'd', ARGV[1], 'v', '1')
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
-return {1, append(KEYS[3], KEYS[4], ARGV[4], ARGV[5], ARGV[1], '0')}
+return {1, append(KEYS[3], KEYS[4], ARGV[4], ARGV[5], ARGV[1], '0', ARGV[7])}
 `;
 
 /**
  * KEYS: task, user stream, trimmed marker
- * ARGV: expected version, new task json, new version, retention, channel, final (1/0)
+ * ARGV: expected version, new task json, new version, retention, channel, final (1/0), appended at (epoch ms)
  * Returns the stream id, or nil when the version moved on (the caller reads again and retries).
  */
 export const TRANSITION_TASK = `${APPEND_AND_PUBLISH}
 if redis.call('HGET', KEYS[1], 'v') ~= ARGV[1] then return nil end
 redis.call('HSET', KEYS[1], 'd', ARGV[2], 'v', ARGV[3])
-return append(KEYS[2], KEYS[3], ARGV[4], ARGV[5], ARGV[2], ARGV[6])
+return append(KEYS[2], KEYS[3], ARGV[4], ARGV[5], ARGV[2], ARGV[6], ARGV[7])
 `;
 
 /**
@@ -83,4 +83,40 @@ end
 local start = '-'
 if after ~= '' then start = '(' .. after end
 return {'ok', redis.call('XRANGE', KEYS[1], start, '+', 'COUNT', ARGV[2])}
+`;
+
+/**
+ * A token bucket: `capacity` tokens, refilled continuously at `capacity` per `period` ms, timed by
+ * the Redis server's clock so that every gateway sees the same bucket.
+ * KEYS: bucket hash. ARGV: capacity, period ms.
+ * Returns {1, 0} when a token was taken, {0, ms until the next token} otherwise.
+ */
+export const TAKE_TOKEN = `
+local capacity = tonumber(ARGV[1])
+local period = tonumber(ARGV[2])
+local rate = capacity / period
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local state = redis.call('HMGET', KEYS[1], 't', 'u')
+local tokens = tonumber(state[1])
+local updated = tonumber(state[2])
+if tokens == nil or updated == nil then
+  tokens = capacity
+  updated = now
+end
+if now > updated then
+  tokens = math.min(capacity, tokens + (now - updated) * rate)
+  updated = now
+end
+local allowed = 0
+local wait = 0
+if tokens >= 1 then
+  tokens = tokens - 1
+  allowed = 1
+else
+  wait = math.ceil((1 - tokens) / rate)
+end
+redis.call('HSET', KEYS[1], 't', tostring(tokens), 'u', tostring(updated))
+redis.call('PEXPIRE', KEYS[1], math.ceil(period))
+return {allowed, wait}
 `;

@@ -1,7 +1,9 @@
+import { MemoryRateLimiter } from '../../limits/memory-rate-limiter.js';
 import type { Logger } from '../../logger.js';
 import type { KindRegistry } from '../../tasks/kind-registry.js';
 import { MemoryBus } from '../memory/memory-bus.js';
-import type { Backend } from '../ports.js';
+import { MemoryControl } from '../memory/memory-control.js';
+import type { Backend, ProbeResult, TaskEventObserver } from '../ports.js';
 import { EmbeddedWorkers } from './embedded-workers.js';
 import { SqliteRepository } from './sqlite-repository.js';
 
@@ -11,6 +13,8 @@ export interface EmbeddedBackendOptions {
   readonly eventRetention: number;
   readonly kinds: KindRegistry;
   readonly logger: Logger;
+  /** Told of every event appended (metrics, logs). */
+  readonly observe?: TaskEventObserver | undefined;
 }
 
 /** One process, no other service: SQLite store and log, in-process bus and workers. */
@@ -19,21 +23,41 @@ export function createEmbeddedBackend({
   eventRetention,
   kinds,
   logger,
+  observe,
 }: EmbeddedBackendOptions): Backend {
   const bus = new MemoryBus();
   const repository = new SqliteRepository({
     dataDir,
     eventRetention,
     publish: (event) => bus.publish(event),
+    observe,
   });
   const workers = new EmbeddedWorkers(repository, kinds, logger);
   return {
     tasks: repository,
     bus,
     queue: workers,
+    control: new MemoryControl(),
+    rateLimiter: (_name, rule) => new MemoryRateLimiter(rule),
+    async probe(): Promise<readonly ProbeResult[]> {
+      try {
+        repository.ping();
+        return [
+          { part: 'store', ok: true },
+          { part: 'bus', ok: true },
+        ];
+      } catch (error) {
+        const detail = error instanceof Error ? error.message : String(error);
+        return [
+          { part: 'store', ok: false, detail },
+          { part: 'bus', ok: true },
+        ];
+      }
+    },
     startWorkers: (concurrency) => workers.start(concurrency),
+    stopWorkers: (graceMs = 0) => workers.close(graceMs),
     async close() {
-      await workers.close();
+      await workers.close(0);
       repository.close();
     },
   };

@@ -45,10 +45,27 @@ export class EmbeddedWorkers implements TaskQueue {
     this.#running.get(taskId)?.abort.abort('cancelled' satisfies AbortCause);
   }
 
-  /** Stops claiming; tasks in flight are aborted and handed back to the queue unspent. */
-  async close(): Promise<void> {
+  async depth(): Promise<number> {
+    return this.#repository.countQueued();
+  }
+
+  /**
+   * Stops claiming; tasks in flight get `graceMs` to finish, then the rest are aborted and handed
+   * back to the queue unspent.
+   */
+  async close(graceMs = 0): Promise<void> {
     this.#stopped = true;
     clearTimeout(this.#timer);
+    if (graceMs > 0 && this.#running.size > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        Promise.allSettled([...this.#running.values()].map((run) => run.done)),
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, graceMs);
+        }),
+      ]);
+      clearTimeout(timer);
+    }
     const inFlight = [...this.#running.values()];
     for (const run of inFlight) run.abort.abort('shutdown' satisfies AbortCause);
     await Promise.allSettled(inFlight.map((run) => run.done));

@@ -3,7 +3,14 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { CursorExpiredError, InvalidCursorError } from '../../errors.js';
 import { isFinal, type Task, type TaskEvent, TaskStatus } from '../../tasks/task.js';
-import type { ReadEventsOptions, TaskChange, TaskListQuery, TaskPage, TaskRepository } from '../ports.js';
+import type {
+  ReadEventsOptions,
+  TaskChange,
+  TaskEventObserver,
+  TaskListQuery,
+  TaskPage,
+  TaskRepository,
+} from '../ports.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS tasks (
@@ -40,6 +47,15 @@ interface TaskRow {
 interface EventRow {
   seq: number;
   data: string;
+  appended_at: number | null;
+}
+
+/** Adds the columns later versions introduced to a database an earlier version created. */
+function migrate(db: Database.Database): void {
+  const columns = db.prepare<[], { name: string }>('PRAGMA table_info(events)').all();
+  if (!columns.some((column) => column.name === 'appended_at')) {
+    db.exec('ALTER TABLE events ADD COLUMN appended_at INTEGER');
+  }
 }
 
 const TASK_CURSOR_PREFIX = 't';
@@ -67,6 +83,8 @@ export interface SqliteRepositoryOptions {
   readonly eventRetention: number;
   /** Called with each event after its transaction commits. */
   readonly publish: (event: TaskEvent) => void;
+  /** Told of each event after it is published (metrics, logs). */
+  readonly observe?: TaskEventObserver | undefined;
 }
 
 /**
@@ -76,10 +94,11 @@ export interface SqliteRepositoryOptions {
 export class SqliteRepository implements TaskRepository {
   readonly #db: Database.Database;
   readonly #retention: number;
-  readonly #publish: (event: TaskEvent) => void;
+  readonly #publishEvent: (event: TaskEvent) => void;
+  readonly #observe: TaskEventObserver | undefined;
   readonly #statements;
 
-  constructor({ dataDir, eventRetention, publish }: SqliteRepositoryOptions) {
+  constructor({ dataDir, eventRetention, publish, observe }: SqliteRepositoryOptions) {
     let file = ':memory:';
     if (dataDir !== ':memory:') {
       fs.mkdirSync(dataDir, { recursive: true });
@@ -90,8 +109,10 @@ export class SqliteRepository implements TaskRepository {
     this.#db.pragma('synchronous = NORMAL');
     this.#db.pragma('busy_timeout = 5000');
     this.#db.exec(SCHEMA);
+    migrate(this.#db);
     this.#retention = eventRetention;
-    this.#publish = publish;
+    this.#publishEvent = publish;
+    this.#observe = observe;
     const db = this.#db;
     this.#statements = {
       insertTask: db.prepare<[string, string, string, number, number, string | null, string]>(
@@ -104,8 +125,8 @@ export class SqliteRepository implements TaskRepository {
       updateTask: db.prepare<[string, number, number, string, string]>(
         'UPDATE tasks SET status = ?, external = ?, run_at = ?, data = ? WHERE id = ?',
       ),
-      insertEvent: db.prepare<[string, number, string]>(
-        'INSERT INTO events (user_id, final, data) VALUES (?, ?, ?)',
+      insertEvent: db.prepare<[string, number, string, number]>(
+        'INSERT INTO events (user_id, final, data, appended_at) VALUES (?, ?, ?, ?)',
       ),
       retentionEdge: db.prepare<[string, number], { seq: number }>(
         'SELECT seq FROM events WHERE user_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?',
@@ -119,10 +140,10 @@ export class SqliteRepository implements TaskRepository {
         'SELECT trimmed_through FROM trimmed_logs WHERE user_id = ?',
       ),
       eventsAfter: db.prepare<[string, number, number], EventRow>(
-        'SELECT seq, data FROM events WHERE user_id = ? AND seq > ? ORDER BY seq LIMIT ?',
+        'SELECT seq, data, appended_at FROM events WHERE user_id = ? AND seq > ? ORDER BY seq LIMIT ?',
       ),
       finalEventsAfter: db.prepare<[string, number, number], EventRow>(
-        'SELECT seq, data FROM events WHERE user_id = ? AND seq > ? AND final = 1 ORDER BY seq LIMIT ?',
+        'SELECT seq, data, appended_at FROM events WHERE user_id = ? AND seq > ? AND final = 1 ORDER BY seq LIMIT ?',
       ),
       lastEvent: db.prepare<[string], { seq: number }>(
         'SELECT max(seq) AS seq FROM events WHERE user_id = ?',
@@ -139,6 +160,10 @@ export class SqliteRepository implements TaskRepository {
       tasksWithStatus: db.prepare<[string], { id: string }>(
         'SELECT id FROM tasks WHERE status = ? AND external = 0 ORDER BY seq',
       ),
+      countWithStatus: db.prepare<[string], { n: number }>(
+        'SELECT count(*) AS n FROM tasks WHERE status = ? AND external = 0',
+      ),
+      ping: db.prepare<[], { one: number }>('SELECT 1 AS one'),
     };
   }
 
@@ -161,7 +186,7 @@ export class SqliteRepository implements TaskRepository {
       pending.push(this.#append(task));
       return { task, created: true };
     })();
-    for (const event of pending) this.#publish(event);
+    for (const event of pending) this.#publish(event, null);
     return result;
   }
 
@@ -196,9 +221,10 @@ export class SqliteRepository implements TaskRepository {
   }
 
   async transition(id: string, change: TaskChange): Promise<TaskEvent | null> {
-    const event = this.#transitionNow(id, change);
-    if (event) this.#publish(event);
-    return event;
+    const transitioned = this.#transitionNow(id, change);
+    if (!transitioned) return null;
+    this.#publish(transitioned.event, transitioned.previous);
+    return transitioned.event;
   }
 
   async readEvents(userId: string, after: string | null, { finalOnly, limit }: ReadEventsOptions) {
@@ -213,7 +239,11 @@ export class SqliteRepository implements TaskRepository {
       const statement = finalOnly ? this.#statements.finalEventsAfter : this.#statements.eventsAfter;
       return statement.all(userId, afterSeq, limit);
     });
-    return read().map((row) => ({ cursor: String(row.seq), task: JSON.parse(row.data) as Task }));
+    return read().map((row) => ({
+      cursor: String(row.seq),
+      task: JSON.parse(row.data) as Task,
+      ...(row.appended_at === null ? {} : { appendedAt: row.appended_at }),
+    }));
   }
 
   async lastCursor(userId: string): Promise<string> {
@@ -230,14 +260,24 @@ export class SqliteRepository implements TaskRepository {
 
   /** Moves up to `limit` due QUEUED tasks to RUNNING with `claim`, oldest due first. Embedded runner only. */
   claimDue(now: number, limit: number, claim: TaskChange): Task[] {
-    const events = this.#db.transaction(() =>
+    const claimed = this.#db.transaction(() =>
       this.#statements.dueTasks
         .all(TaskStatus.Queued, now, limit)
         .map((row) => this.#transitionNow(row.id, claim))
-        .filter((event) => event !== null),
+        .filter((transitioned) => transitioned !== null),
     )();
-    for (const event of events) this.#publish(event);
-    return events.map((event) => event.task);
+    for (const { event, previous } of claimed) this.#publish(event, previous);
+    return claimed.map(({ event }) => event.task);
+  }
+
+  /** QUEUED tasks our runner will run (due now or later). */
+  countQueued(): number {
+    return this.#statements.countWithStatus.get(TaskStatus.Queued)?.n ?? 0;
+  }
+
+  /** Throws when the database does not answer a trivial query. */
+  ping(): void {
+    this.#statements.ping.get();
   }
 
   /** When the next queued task becomes due, or `null` when none waits. */
@@ -254,7 +294,12 @@ export class SqliteRepository implements TaskRepository {
     this.#db.close();
   }
 
-  #transitionNow(id: string, change: TaskChange): TaskEvent | null {
+  #publish(event: TaskEvent, previous: Task['status'] | null): void {
+    this.#publishEvent(event);
+    this.#observe?.(event, previous);
+  }
+
+  #transitionNow(id: string, change: TaskChange): { event: TaskEvent; previous: Task['status'] } | null {
     return this.#db.transaction(() => {
       const row = this.#statements.taskById.get(id);
       if (!row) return null;
@@ -269,21 +314,23 @@ export class SqliteRepository implements TaskRepository {
         JSON.stringify(stored),
         id,
       );
-      return this.#append(stored);
+      return { event: this.#append(stored), previous: current.status };
     })();
   }
 
   #append(task: Task): TaskEvent {
+    const appendedAt = Date.now();
     const { lastInsertRowid } = this.#statements.insertEvent.run(
       task.userId,
       isFinal(task.status) ? 1 : 0,
       JSON.stringify(task),
+      appendedAt,
     );
     const edge = this.#statements.retentionEdge.get(task.userId, this.#retention);
     if (edge) {
       this.#statements.trimEvents.run(task.userId, edge.seq);
       this.#statements.markTrimmed.run(task.userId, edge.seq);
     }
-    return { cursor: String(lastInsertRowid), task };
+    return { cursor: String(lastInsertRowid), task, appendedAt };
   }
 }

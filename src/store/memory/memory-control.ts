@@ -1,0 +1,18 @@
+import type { ControlChannel, ControlMessage } from '../ports.js';
+
+/** The control channel of a single process: every listener of this process hears each message. */
+export class MemoryControl implements ControlChannel {
+  readonly #listeners = new Set<(message: ControlMessage) => void>();
+
+  async publish(message: ControlMessage): Promise<void> {
+    for (const listener of this.#listeners) listener(message);
+  }
+
+  async subscribe(listener: (message: ControlMessage) => void): Promise<() => void> {
+    const entry = (message: ControlMessage) => listener(message);
+    this.#listeners.add(entry);
+    return () => {
+      this.#listeners.delete(entry);
+    };
+  }
+}
