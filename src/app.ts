@@ -28,7 +28,7 @@ import { observeTaskEvents } from './observability/task-observer.js';
 import type { GraphQLContext } from './schema/builder.js';
 import { schema } from './schema/index.js';
 import type { Backend } from './store/ports.js';
-import { createRedisBackend } from './store/redis/redis-backend.js';
+import { createRedisBackend, redisOptionsFromConfig } from './store/redis/redis-backend.js';
 import { createEmbeddedBackend } from './store/sqlite/embedded-backend.js';
 import { Delivery } from './tasks/delivery.js';
 import { KindRegistry } from './tasks/kind-registry.js';
@@ -552,11 +552,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
   const kinds =
     deps.kinds instanceof KindRegistry ? deps.kinds : new KindRegistry(deps.kinds ?? BUILT_IN_KINDS);
   const backend = await createRedisBackend({
-    url: config.redisUrl,
-    keyPrefix: config.redisKeyPrefix,
-    eventRetention: config.eventRetention,
-    connectTimeoutMs: config.redisConnectTimeoutMs,
-    lockDurationMs: config.workerLockMs,
+    ...redisOptionsFromConfig(config),
     kinds,
     logger,
     observe: observeTaskEvents(metrics, logger),

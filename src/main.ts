@@ -1,18 +1,9 @@
 import { createApp } from './app.js';
-import { ConfigError, loadConfig } from './config.js';
 import { createLogger } from './logger.js';
+import { drainOnSignals, exitOnStartupFailure, loadConfigOrExit } from './process-lifecycle.js';
 
 async function main(): Promise<void> {
-  let config: ReturnType<typeof loadConfig>;
-  try {
-    config = loadConfig();
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      console.error(`Configuration error: ${error.message}`);
-      process.exit(2);
-    }
-    throw error;
-  }
+  const config = loadConfigOrExit();
   const logger = createLogger(config.logLevel);
   const app = await createApp({ config, logger });
   const { url, devTokens } = await app.start();
@@ -30,30 +21,10 @@ async function main(): Promise<void> {
     );
   }
 
-  let stopping = false;
-  const shutdown = (signal: NodeJS.Signals) => {
-    if (stopping) {
-      logger.warn('second signal: exiting now', { signal });
-      process.exit(1);
-    }
-    stopping = true;
+  drainOnSignals(logger, async (signal) => {
     logger.info('draining', { signal, graceMs: config.drainGraceMs });
-    app.stop({ graceMs: config.drainGraceMs }).then(
-      () => {
-        logger.info('drained: exiting', { signal });
-        process.exit(0);
-      },
-      (err: unknown) => {
-        logger.error('shutdown failed', { err });
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGINT', shutdown);
-  process.on('SIGTERM', shutdown);
+    await app.stop({ graceMs: config.drainGraceMs });
+  });
 }
 
-main().catch((err: unknown) => {
-  console.error('Start-up failed:', err instanceof Error ? err.message : err);
-  process.exit(1);
-});
+main().catch(exitOnStartupFailure('Start-up'));

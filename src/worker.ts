@@ -6,37 +6,27 @@
  * signal exits at once.
  */
 import { createServer, type Server } from 'node:http';
-import { ConfigError, loadConfig } from './config.js';
+import { ConfigError } from './config.js';
 import { createHealthHandler } from './health.js';
 import { createLogger } from './logger.js';
 import { Metrics } from './observability/metrics.js';
 import { observeTaskEvents } from './observability/task-observer.js';
-import { createRedisBackend } from './store/redis/redis-backend.js';
+import { drainOnSignals, exitOnStartupFailure, loadConfigOrExit } from './process-lifecycle.js';
+import { createRedisBackend, redisOptionsFromConfig } from './store/redis/redis-backend.js';
 import { KindRegistry } from './tasks/kind-registry.js';
 import { BUILT_IN_KINDS } from './tasks/kinds/index.js';
 
 async function main(): Promise<void> {
-  let config: ReturnType<typeof loadConfig>;
-  try {
-    config = loadConfig();
-    if (config.redisUrl === undefined) throw new ConfigError('REDIS_URL', 'a worker process needs REDIS_URL');
-    if (config.workerConcurrency === 0)
+  const config = loadConfigOrExit((loaded) => {
+    if (loaded.redisUrl === undefined) throw new ConfigError('REDIS_URL', 'a worker process needs REDIS_URL');
+    if (loaded.workerConcurrency === 0) {
       throw new ConfigError('WORKER_CONCURRENCY', 'a worker process needs 1 or more');
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      console.error(`Configuration error: ${error.message}`);
-      process.exit(2);
     }
-    throw error;
-  }
+  });
   const logger = createLogger(config.logLevel);
   const metrics = new Metrics();
   const backend = await createRedisBackend({
-    url: config.redisUrl,
-    keyPrefix: config.redisKeyPrefix,
-    eventRetention: config.eventRetention,
-    connectTimeoutMs: config.redisConnectTimeoutMs,
-    lockDurationMs: config.workerLockMs,
+    ...redisOptionsFromConfig(config),
     kinds: new KindRegistry(BUILT_IN_KINDS),
     logger,
     observe: observeTaskEvents(metrics, logger),
@@ -72,36 +62,16 @@ async function main(): Promise<void> {
     metricsPort: config.workerMetricsPort ?? null,
   });
 
-  const shutdown = (signal: NodeJS.Signals) => {
-    if (draining) {
-      logger.warn('second signal: exiting now', { signal });
-      process.exit(1);
-    }
+  drainOnSignals(logger, async (signal) => {
     draining = true;
     logger.info('worker draining: running tasks get the grace period, then go back to the queue', {
       signal,
       graceMs: config.drainGraceMs,
     });
-    backend
-      .stopWorkers(config.drainGraceMs)
-      .then(() => backend.close())
-      .then(
-        () => {
-          opsServer?.close();
-          logger.info('worker drained: exiting', { signal });
-          process.exit(0);
-        },
-        (err: unknown) => {
-          logger.error('worker shutdown failed', { err });
-          process.exit(1);
-        },
-      );
-  };
-  process.on('SIGINT', shutdown);
-  process.on('SIGTERM', shutdown);
+    await backend.stopWorkers(config.drainGraceMs);
+    await backend.close();
+    opsServer?.close();
+  });
 }
 
-main().catch((err: unknown) => {
-  console.error('Worker start-up failed:', err instanceof Error ? err.message : err);
-  process.exit(1);
-});
+main().catch(exitOnStartupFailure('Worker start-up'));

@@ -1,3 +1,4 @@
+import type { Config } from '../../config.js';
 import type { Logger } from '../../logger.js';
 import type { KindRegistry } from '../../tasks/kind-registry.js';
 import type { Backend, ProbeResult, TaskEventObserver } from '../ports.js';
@@ -59,6 +60,18 @@ export interface RedisBackendOptions {
  * Distributed mode: task hashes and per-user streams in Redis, fan-out over Redis pub/sub, the
  * queue on BullMQ. Throws `RedisUnavailableError` when Redis does not answer in time.
  */
+/** The options of {@link createRedisBackend} that the configuration decides. */
+export function redisOptionsFromConfig(config: Config) {
+  if (config.redisUrl === undefined) throw new Error('distributed mode needs REDIS_URL');
+  return {
+    url: config.redisUrl,
+    keyPrefix: config.redisKeyPrefix,
+    eventRetention: config.eventRetention,
+    connectTimeoutMs: config.redisConnectTimeoutMs,
+    lockDurationMs: config.workerLockMs,
+  } satisfies Partial<RedisBackendOptions>;
+}
+
 export async function createRedisBackend(options: RedisBackendOptions): Promise<Backend> {
   const {
     url,

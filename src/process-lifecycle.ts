@@ -1,0 +1,55 @@
+import { type Config, ConfigError, loadConfig } from './config.js';
+import type { Logger } from './logger.js';
+
+/**
+ * Reads the configuration (and runs `check` on it) or exits with code 2 and a message naming the
+ * variable: what both entry points do first.
+ */
+export function loadConfigOrExit(check: (config: Config) => void = () => {}): Config {
+  try {
+    const config = loadConfig();
+    check(config);
+    return config;
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(`Configuration error: ${error.message}`);
+      process.exit(2);
+    }
+    throw error;
+  }
+}
+
+/**
+ * On the first SIGTERM/SIGINT runs `drain` and exits 0 (1 if it fails); a second signal exits
+ * at once with 1.
+ */
+export function drainOnSignals(logger: Logger, drain: (signal: NodeJS.Signals) => Promise<void>): void {
+  let draining = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (draining) {
+      logger.warn('second signal: exiting now', { signal });
+      process.exit(1);
+    }
+    draining = true;
+    drain(signal).then(
+      () => {
+        logger.info('drained: exiting', { signal });
+        process.exit(0);
+      },
+      (err: unknown) => {
+        logger.error('shutdown failed', { err });
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+}
+
+/** Ends the process with code 1 when start-up throws, printing what failed. */
+export function exitOnStartupFailure(what: string) {
+  return (err: unknown) => {
+    console.error(`${what} failed:`, err instanceof Error ? err.message : err);
+    process.exit(1);
+  };
+}
