@@ -7,14 +7,18 @@ describe('smoke', () => {
     const server = await startTestServer();
     const token = await server.token('alice');
     const ws = createWsClient(server.wsUrl, token);
+    const viewer = await server.gql<{ viewer: { lastEventCursor: string } }>(
+      '{ viewer { lastEventCursor } }',
+      {},
+      token,
+    );
     const sub = collect<{
       taskCompleted: { cursor: string; task: { id: string; status: string; result: unknown } };
     }>(
       ws,
-      'subscription($u: ID!) { taskCompleted(userId: $u) { cursor replayed task { id status result } } }',
-      { u: 'alice' },
+      'subscription($u: ID!, $after: String) { taskCompleted(userId: $u, after: $after) { cursor replayed task { id status result } } }',
+      { u: 'alice', after: viewer.data?.viewer.lastEventCursor },
     );
-    await new Promise((r) => setTimeout(r, 200));
     const started = await server.gql<{ startTask: { id: string } }>(
       'mutation { startTask(input: { kind: "echo", input: { value: 42 } }) { id status } }',
       {},

@@ -19,6 +19,7 @@ import {
   type CompletionEvent,
   cancelTask,
   getTask,
+  lastEventCursor,
   numsub,
   primeCursor,
   startTask,
@@ -129,9 +130,11 @@ describe('two gateways and a worker process on one Redis', () => {
     const channel = keys.live('dora');
     expect(await numsub(redis, channel)).toBe(0);
 
-    const first = collect<Completed>(createWsClient(gatewayA.wsUrl, token), COMPLETED, { u: 'dora' });
+    // Both resume from the log's start, so neither depends on being live before the task completes.
+    const after = await lastEventCursor(gatewayA, token);
+    const first = collect<Completed>(createWsClient(gatewayA.wsUrl, token), COMPLETED, { u: 'dora', after });
     await untilListening('dora');
-    const second = collect<Completed>(createWsClient(gatewayA.wsUrl, token), COMPLETED, { u: 'dora' });
+    const second = collect<Completed>(createWsClient(gatewayA.wsUrl, token), COMPLETED, { u: 'dora', after });
     const one = await startTask(gatewayB, token, 'echo', { value: 1 });
     await first.until(1, 'the first completion on the first subscription');
     await second.until(1, 'the first completion on the second subscription');
