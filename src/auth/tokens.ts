@@ -1,4 +1,4 @@
-import { createPublicKey } from 'node:crypto';
+import { createPublicKey, createSecretKey } from 'node:crypto';
 import { createRemoteJWKSet, errors, type JWTPayload, type JWTVerifyGetKey, jwtVerify, SignJWT } from 'jose';
 import type { AuthConfig } from '../config.js';
 import { clientError, ErrorCode } from '../errors.js';
@@ -14,44 +14,60 @@ export interface TokenVerifier {
   verify(token: string): Promise<Viewer>;
 }
 
+/** Verified tokens remembered per verifier. */
+const VERIFIED_TOKEN_CACHE_SIZE = 10_000;
+
 const ASYMMETRIC_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'ES256', 'ES384', 'ES512', 'EdDSA'];
 
 export function createTokenVerifier(auth: AuthConfig): TokenVerifier {
   let check: (token: string) => Promise<JWTPayload>;
   if (auth.mode === 'secret') {
-    const key = new TextEncoder().encode(auth.secret);
+    // A KeyObject made once: given raw bytes, jose imports the key again on every verification.
+    const key = createSecretKey(Buffer.from(auth.secret));
     check = async (token) => (await jwtVerify(token, key, { algorithms: ['HS256'] })).payload;
+  } else if (auth.mode === 'jwks') {
+    const keys: JWTVerifyGetKey = createRemoteJWKSet(auth.jwksUrl);
+    check = async (token) => (await jwtVerify(token, keys, { algorithms: ASYMMETRIC_ALGORITHMS })).payload;
   } else {
-    const key: JWTVerifyGetKey | ReturnType<typeof createPublicKey> =
-      auth.mode === 'jwks' ? createRemoteJWKSet(auth.jwksUrl) : createPublicKey(auth.publicKeyPem);
-    check = async (token) =>
-      (
-        await (typeof key === 'function'
-          ? jwtVerify(token, key, { algorithms: ASYMMETRIC_ALGORITHMS })
-          : jwtVerify(token, key, { algorithms: ASYMMETRIC_ALGORITHMS }))
-      ).payload;
+    const key = createPublicKey(auth.publicKeyPem);
+    check = async (token) => (await jwtVerify(token, key, { algorithms: ASYMMETRIC_ALGORITHMS })).payload;
   }
+  const verifyNow = async (token: string): Promise<Viewer> => {
+    let payload: JWTPayload;
+    try {
+      payload = await check(token);
+    } catch (error) {
+      throw new TokenError(describeJoseError(error));
+    }
+    if (typeof payload.sub !== 'string' || payload.sub.length === 0 || payload.sub.length > 200) {
+      throw new TokenError('token has no usable "sub" claim (the user id)');
+    }
+    const claim = payload['roles'];
+    const roles = Array.isArray(claim)
+      ? claim.filter((role): role is string => typeof role === 'string')
+      : [];
+    return {
+      userId: payload.sub,
+      roles,
+      isService: roles.includes(SERVICE_ROLE),
+      expiresAt: typeof payload.exp === 'number' ? payload.exp * 1000 : null,
+    };
+  };
+  // The same token string always verifies to the same caller until it expires, and a signature
+  // check costs tens of microseconds: remember recent ones (oldest dropped first).
+  const verified = new Map<string, Viewer>();
   return {
     async verify(token) {
-      let payload: JWTPayload;
-      try {
-        payload = await check(token);
-      } catch (error) {
-        throw new TokenError(describeJoseError(error));
+      const known = verified.get(token);
+      if (known && (known.expiresAt === null || known.expiresAt > Date.now())) return known;
+      verified.delete(token);
+      const viewer = await verifyNow(token);
+      if (verified.size >= VERIFIED_TOKEN_CACHE_SIZE) {
+        const oldest = verified.keys().next();
+        if (!oldest.done) verified.delete(oldest.value);
       }
-      if (typeof payload.sub !== 'string' || payload.sub.length === 0 || payload.sub.length > 200) {
-        throw new TokenError('token has no usable "sub" claim (the user id)');
-      }
-      const claim = payload['roles'];
-      const roles = Array.isArray(claim)
-        ? claim.filter((role): role is string => typeof role === 'string')
-        : [];
-      return {
-        userId: payload.sub,
-        roles,
-        isService: roles.includes(SERVICE_ROLE),
-        expiresAt: typeof payload.exp === 'number' ? payload.exp * 1000 : null,
-      };
+      verified.set(token, viewer);
+      return viewer;
     },
   };
 }
