@@ -12,7 +12,7 @@ import { BUILT_IN_KINDS } from '../src/tasks/kinds/index.js';
 import { defineKind, TaskFailure } from '../src/tasks/kinds/kind.js';
 import { createDeferred, waitFor } from './utils/deferred.js';
 import { TEST_BACKEND } from './utils/redis.js';
-import { makeTempDir, startTestServer, TEST_SECRET, type TestServer } from './utils/tserver.js';
+import { makeTempDir, postGraphQL, startTestServer, TEST_SECRET, type TestServer } from './utils/tserver.js';
 import { createUrqlClient } from './utils/urql.js';
 import { collect, createWsClient, openRawSocket } from './utils/ws-clients.js';
 
@@ -274,18 +274,7 @@ async function startGatedServer(hooks: ReadHooks): Promise<TestServer> {
     port,
     dataDir,
     token: (userId, options) => mintToken(TEST_SECRET, userId, options),
-    async gql(query, variables, token) {
-      const response = await fetch(url, {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          accept: 'application/graphql-response+json, application/json',
-          ...(token ? { authorization: `Bearer ${token}` } : {}),
-        },
-        body: JSON.stringify({ query, variables }),
-      });
-      return { status: response.status, ...((await response.json()) as object) };
-    },
+    gql: (query, variables, token) => postGraphQL(url, query, variables, token),
     stop() {
       stopped ??= app.stop();
       return stopped;

@@ -5,7 +5,7 @@ import { afterAll } from 'vitest';
 import { mintToken } from '../../src/auth/tokens.js';
 import { waitFor } from './deferred.js';
 import type { GraphQLResponse } from './tserver.js';
-import { makeTempDir } from './tserver.js';
+import { makeTempDir, postGraphQL } from './tserver.js';
 
 /** The repository root, where `src/main.ts` lives. */
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -207,19 +207,8 @@ export async function startChildServer(options: ChildOptions = {}): Promise<Chil
     wsUrl: url.replace(/^http/, 'ws'),
     token: (userId: string, tokenOptions?: { service?: boolean }) =>
       mintToken(CHILD_SECRET, userId, tokenOptions),
-    async gql<T>(query: string, variables?: Record<string, unknown>, token?: string | null) {
-      const response = await fetch(url, {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          accept: 'application/graphql-response+json, application/json',
-          ...(token ? { authorization: `Bearer ${token}` } : {}),
-        },
-        body: JSON.stringify({ query, variables }),
-      });
-      const body = (await response.json()) as Omit<GraphQLResponse<T>, 'status'>;
-      return { status: response.status, ...body };
-    },
+    gql: <T>(query: string, variables?: Record<string, unknown>, token?: string | null) =>
+      postGraphQL<T>(url, query, variables, token),
   });
 }
 

@@ -35,6 +35,26 @@ export interface GraphQLResponse<T> {
   readonly errors?: { message: string; extensions?: Record<string, unknown>; path?: unknown[] }[];
 }
 
+/** POSTs a GraphQL operation to `url` with `token` as bearer; returns the status and the body. */
+export async function postGraphQL<T>(
+  url: string,
+  query: string,
+  variables?: Record<string, unknown>,
+  token?: string | null,
+): Promise<GraphQLResponse<T>> {
+  const response = await fetch(url, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      accept: 'application/graphql-response+json, application/json',
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+    },
+    body: JSON.stringify({ query, variables }),
+  });
+  const body = (await response.json()) as Omit<GraphQLResponse<T>, 'status'>;
+  return { status: response.status, ...body };
+}
+
 const running = new Set<TestServer>();
 afterAll(async () => {
   await Promise.all([...running].map((server) => server.stop()));
@@ -82,19 +102,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     port,
     dataDir,
     token: (userId, tokenOptions) => mintToken(TEST_SECRET, userId, tokenOptions),
-    async gql(query, variables, token) {
-      const response = await fetch(url, {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          accept: 'application/graphql-response+json, application/json',
-          ...(token ? { authorization: `Bearer ${token}` } : {}),
-        },
-        body: JSON.stringify({ query, variables }),
-      });
-      const body = (await response.json()) as Omit<GraphQLResponse<never>, 'status'>;
-      return { status: response.status, ...body } as never;
-    },
+    gql: (query, variables, token) => postGraphQL(url, query, variables, token),
     stop() {
       running.delete(server);
       stopped ??= app
