@@ -18,7 +18,7 @@ const CONTRACT_SUITES = [
   'test/client/task-client.test.ts',
 ];
 /** Suites about distributed mode only (several processes, Redis faults, Redis Cluster). */
-const REDIS_SUITES = ['test/redis/**/*.test.ts', 'test/ops-distributed.test.ts'];
+const REDIS_SUITES = ['test/redis/**/*.test.ts', 'test/ops-distributed.test.ts', 'test/soak.test.ts'];
 
 const redisUrl = process.env['TEST_REDIS_URL'] ?? 'redis://127.0.0.1:6379';
 function redisAnswers(): boolean {

@@ -86,7 +86,7 @@ export async function createRedisBackend(options: RedisBackendOptions): Promise<
   const target = parseRedisUrl(url);
   const keys = new RedisKeys(keyPrefix);
   const client = createRedisClient(target);
-  const subscriber = createRedisClient(target);
+  const subscriber = createRedisClient(target, { subscriber: true });
   const clients: RedisClient[] = [client, subscriber];
   let lastErrorLog = 0;
   for (const c of clients) {

@@ -40,14 +40,16 @@ export function parseRedisUrl(url: string, forceCluster = false): RedisTarget {
 }
 
 /**
- * Opens a client that reconnects forever and queues commands while disconnected (so a worker's
+ * Opens a client (`subscriber: true` for one that will only SUBSCRIBE) that reconnects forever and queues commands while disconnected (so a worker's
  * outcome is written once Redis is back rather than lost).
  */
-export function createRedisClient(target: RedisTarget): RedisClient {
+export function createRedisClient(target: RedisTarget, { subscriber = false } = {}): RedisClient {
   const common: RedisOptions = {
     ...target.options,
     maxRetriesPerRequest: null,
-    enableReadyCheck: true,
+    // The ready check sends INFO, which a connection in subscriber mode refuses after a
+    // reconnect ("only subscriber commands may be used"): that failure took gateways down.
+    enableReadyCheck: !subscriber,
     retryStrategy: (times) => Math.min(50 * 2 ** times, 2_000),
   };
   if (target.cluster) {

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { CursorExpiredError, InvalidCursorError } from '../../errors.js';
 import { isFinal, type Task, type TaskEvent } from '../../tasks/task.js';
 import type {
@@ -106,9 +107,11 @@ export class RedisRepository implements TaskRepository {
       task.idempotencyKey === null ? '0' : '1',
       appendedAt,
     );
-    if (created === 1) {
+    // ioredis re-sends a script whose reply a dropped connection lost: if the first run created
+    // the task, the second finds this very task under the idempotency key. That is a creation.
+    if (created === 1 || value === task.id) {
       await this.#client.zadd(keys.allTasks(), seq, `${task.userId}\n${task.id}`);
-      this.#observe?.({ cursor: value, task, appendedAt }, null);
+      if (created === 1) this.#observe?.({ cursor: value, task, appendedAt }, null);
       return { task, created: true };
     }
     await this.#client.del(keys.owner(task.id));
@@ -184,6 +187,7 @@ export class RedisRepository implements TaskRepository {
         this.#keys.live(userId),
         isFinal(stored.status) ? '1' : '0',
         appendedAt,
+        randomUUID(),
       );
       if (cursor !== null) {
         const event: TaskEvent = { cursor, task: stored, appendedAt };

@@ -42,13 +42,21 @@ return {1, append(KEYS[3], KEYS[4], ARGV[4], ARGV[5], ARGV[1], '0', ARGV[7])}
 
 /**
  * KEYS: task, user stream, trimmed marker
- * ARGV: expected version, new task json, new version, retention, channel, final (1/0), appended at (epoch ms)
+ * ARGV: expected version, new task json, new version, retention, channel, final (1/0), appended at
+ * (epoch ms), transition id (unique per call)
  * Returns the stream id, or nil when the version moved on (the caller reads again and retries).
+ * ioredis re-sends a script whose reply a dropped connection lost; the transition id recognises
+ * that second run and answers with the first run's stream id, so a caller never mistakes its own
+ * applied change for somebody else's.
  */
 export const TRANSITION_TASK = `${APPEND_AND_PUBLISH}
-if redis.call('HGET', KEYS[1], 'v') ~= ARGV[1] then return nil end
-redis.call('HSET', KEYS[1], 'd', ARGV[2], 'v', ARGV[3])
-return append(KEYS[2], KEYS[3], ARGV[4], ARGV[5], ARGV[2], ARGV[6], ARGV[7])
+if redis.call('HGET', KEYS[1], 'v') ~= ARGV[1] then
+  if redis.call('HGET', KEYS[1], 't') == ARGV[8] then return redis.call('HGET', KEYS[1], 'c') end
+  return nil
+end
+local id = append(KEYS[2], KEYS[3], ARGV[4], ARGV[5], ARGV[2], ARGV[6], ARGV[7])
+redis.call('HSET', KEYS[1], 'd', ARGV[2], 'v', ARGV[3], 't', ARGV[8], 'c', id)
+return id
 `;
 
 /**
