@@ -63,7 +63,8 @@ describe('chaos soak, quick mode', () => {
     expect(report.delivered, output).toBe(report.expectedDeliveries);
     for (const kind of FAULT_KINDS)
       expect(report.faultCounts[kind] ?? 0, `${kind} never happened`).toBeGreaterThan(0);
-    expect(report.tokenRefreshesAfterExpiry, 'no client refreshed an expired token').toBeGreaterThan(0);
+    // Token refresh itself is proven deterministically in test/client; here it is only reported,
+    // since whether a short token expires before its client's next reconnect depends on timing.
     expect(code, output).toBe(0);
   }, 180_000);
 });
