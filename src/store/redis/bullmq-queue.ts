@@ -1,5 +1,4 @@
 import { type Job, Queue, Worker } from 'bullmq';
-import type { RedisPubSub } from 'graphql-redis-subscriptions';
 import type { Logger } from '../../logger.js';
 import type { KindRegistry } from '../../tasks/kind-registry.js';
 import { isFinal, type Task, TaskStatus } from '../../tasks/task.js';
@@ -7,9 +6,20 @@ import { type AbortCause, executeTask } from '../../tasks/task-executor.js';
 import * as transitions from '../../tasks/transitions.js';
 import type { TaskChange, TaskQueue, TaskRepository } from '../ports.js';
 import type { RedisKeys } from './keys.js';
+import type { RedisChannels } from './redis-channels.js';
 import type { RedisClient } from './redis-connection.js';
 
 const QUEUE_NAME = 'tasks';
+
+/** The task id in a cancellation message (a JSON string), or `null` when it holds none. */
+function parseCancellation(message: string): string | null {
+  try {
+    const taskId: unknown = JSON.parse(message);
+    return typeof taskId === 'string' ? taskId : null;
+  } catch {
+    return null;
+  }
+}
 
 interface RunJob {
   readonly taskId: string;
@@ -17,7 +27,8 @@ interface RunJob {
 
 export interface BullmqQueueOptions {
   readonly client: RedisClient;
-  readonly pubsub: RedisPubSub;
+  /** Carries cancellations to whichever worker runs the task. */
+  readonly channels: RedisChannels;
   readonly keys: RedisKeys;
   readonly repository: TaskRepository;
   readonly kinds: KindRegistry;
@@ -70,17 +81,22 @@ export class BullmqQueue implements TaskQueue {
   }
 
   async cancel(taskId: string): Promise<void> {
-    await this.#options.pubsub.publish(this.#options.keys.cancellations(), taskId);
+    // JSON, as graphql-redis-subscriptions sent it, so workers of both versions understand it.
+    await this.#options.channels.publish(this.#options.keys.cancellations(), JSON.stringify(taskId));
   }
 
   /** Starts a BullMQ worker running `concurrency` tasks at once in this process. */
   async start(concurrency: number): Promise<void> {
     if (concurrency === 0 || this.#worker) return;
-    const { pubsub, keys, logger, lockDurationMs = 30_000 } = this.#options;
-    const subscription = await pubsub.subscribe(keys.cancellations(), (taskId: string) => {
+    const { channels, keys, logger, lockDurationMs = 30_000 } = this.#options;
+    this.#stopCancellations = await channels.subscribe(keys.cancellations(), (message) => {
+      const taskId = parseCancellation(message);
+      if (taskId === null) {
+        logger.warn('dropped a malformed cancellation', { length: message.length });
+        return;
+      }
       this.#running.get(taskId)?.abort('cancelled' satisfies AbortCause);
     });
-    this.#stopCancellations = () => pubsub.unsubscribe(subscription);
     this.#worker = new Worker<RunJob>(QUEUE_NAME, (job) => this.#process(job), {
       connection: this.#connection(),
       prefix: keys.queuePrefix(),

@@ -5,6 +5,7 @@ import type { Backend, ProbeResult, TaskEventObserver } from '../ports.js';
 import { BullmqQueue } from './bullmq-queue.js';
 import { RedisKeys } from './keys.js';
 import { RedisBus } from './redis-bus.js';
+import { RedisChannels } from './redis-channels.js';
 import { createRedisClient, parseRedisUrl, type RedisClient, waitUntilReady } from './redis-connection.js';
 import { RedisControl } from './redis-control.js';
 import { RedisRateLimiter } from './redis-rate-limiter.js';
@@ -106,17 +107,18 @@ export async function createRedisBackend(options: RedisBackendOptions): Promise<
     throw error;
   }
   const repository = new RedisRepository({ client, keys, eventRetention, observe });
-  const bus = new RedisBus(client, subscriber, keys, logger);
+  const channels = new RedisChannels(client, subscriber, logger);
+  const bus = new RedisBus(channels, subscriber, keys, logger);
   const queue = new BullmqQueue({
     client,
-    pubsub: bus.pubsub,
+    channels,
     keys,
     repository,
     kinds,
     logger,
     ...(options.lockDurationMs === undefined ? {} : { lockDurationMs: options.lockDurationMs }),
   });
-  const control = new RedisControl(bus.pubsub, keys);
+  const control = new RedisControl(channels, keys, logger);
   return {
     tasks: repository,
     bus,

@@ -1,24 +1,43 @@
-import { RedisPubSub } from 'graphql-redis-subscriptions';
 import type { Logger } from '../../logger.js';
 import type { TaskEvent } from '../../tasks/task.js';
 import type { LiveBus } from '../ports.js';
 import type { RedisKeys } from './keys.js';
+import type { RedisChannels } from './redis-channels.js';
 import type { RedisClient } from './redis-connection.js';
 
+/** The shape a live event must have to reach a listener (the Lua scripts publish it as JSON). */
+function isTaskEvent(value: unknown): value is TaskEvent {
+  if (typeof value !== 'object' || value === null) return false;
+  const event = value as Record<string, unknown>;
+  return typeof event['cursor'] === 'string' && typeof event['task'] === 'object' && event['task'] !== null;
+}
+
 /**
- * Live fan-out over Redis pub/sub, one channel per user. graphql-redis-subscriptions counts the
+ * Live fan-out over Redis pub/sub, one channel per user. {@link RedisChannels} counts the
  * listeners per channel, so this gateway subscribes to a user's channel while one of that user's
  * subscriptions is open here, and unsubscribes when the last one ends.
  */
 export class RedisBus implements LiveBus {
-  readonly pubsub: RedisPubSub;
+  readonly #channels: RedisChannels;
   readonly #keys: RedisKeys;
+  readonly #logger: Logger;
   readonly #gapListeners = new Set<() => void>();
   #readyBefore = false;
+  /**
+   * The last message decoded and its event (`null` when it was malformed): the listeners of one
+   * channel are called one after the other with the same message, which is parsed only once.
+   */
+  #lastMessage: string | undefined;
+  #lastEvent: TaskEvent | null = null;
 
-  constructor(publisher: RedisClient, subscriber: RedisClient, keys: RedisKeys, logger: Logger) {
-    this.pubsub = new RedisPubSub({ publisher, subscriber });
+  /**
+   * @param subscriber the connection `channels` subscribes on; after it reconnects, listeners
+   *   are told of a possible gap.
+   */
+  constructor(channels: RedisChannels, subscriber: RedisClient, keys: RedisKeys, logger: Logger) {
+    this.#channels = channels;
     this.#keys = keys;
+    this.#logger = logger;
     subscriber.on('ready', () => {
       if (!this.#readyBefore) {
         this.#readyBefore = true;
@@ -42,14 +61,32 @@ export class RedisBus implements LiveBus {
     listener: (event: TaskEvent) => void,
     onGap?: () => void,
   ): Promise<() => void> {
-    const id = await this.pubsub.subscribe(this.#keys.live(userId), (message: TaskEvent) =>
-      listener(message),
-    );
+    const channel = this.#keys.live(userId);
+    const stop = await this.#channels.subscribe(channel, (message) => {
+      const event = this.#decode(channel, message);
+      if (event) listener(event);
+    });
     const gap = onGap ? () => onGap() : undefined;
     if (gap) this.#gapListeners.add(gap);
     return () => {
       if (gap) this.#gapListeners.delete(gap);
-      this.pubsub.unsubscribe(id);
+      stop();
     };
+  }
+
+  /** The event in `message`, or `null` (logged once) when it is not one. */
+  #decode(channel: string, message: string): TaskEvent | null {
+    if (message === this.#lastMessage) return this.#lastEvent;
+    let event: TaskEvent | null = null;
+    try {
+      const value: unknown = JSON.parse(message);
+      if (isTaskEvent(value)) event = value;
+    } catch {
+      // Logged below, like any other message that is not an event.
+    }
+    if (!event) this.#logger.warn('dropped a malformed live event', { channel, length: message.length });
+    this.#lastMessage = message;
+    this.#lastEvent = event;
+    return event;
   }
 }
