@@ -13,6 +13,7 @@ import type { Config } from './config.js';
 import { ConnectionRegistry } from './connections/connection-registry.js';
 import { ConnectionRevoker } from './connections/connection-revoker.js';
 import { useGraphQLWsServer } from './connections/graphql-ws-server.js';
+import { pushSubscription } from './connections/pushed-subscription.js';
 import { createDemoPageHandler } from './demo-page.js';
 import { createDevTokenHandler, DEV_TOKEN_PATH } from './dev-token.js';
 import { clientError, ErrorCode } from './errors.js';
@@ -23,7 +24,7 @@ import { useSubscriptionExpiry } from './limits/subscription-expiry.js';
 import { createLogger, type Logger } from './logger.js';
 import { DeliveryTrace } from './observability/delivery-trace.js';
 import { Metrics } from './observability/metrics.js';
-import { useSubscriptionMetrics } from './observability/subscription-metrics.js';
+import { observeSubscription, useSubscriptionMetrics } from './observability/subscription-metrics.js';
 import { observeTaskEvents } from './observability/task-observer.js';
 import type { GraphQLContext } from './schema/builder.js';
 import { schema } from './schema/index.js';
@@ -102,7 +103,11 @@ type ServerContext = {
 };
 
 function requestIdOf(request: IncomingMessage): string {
-  const given = request.headers['x-request-id'];
+  return requestIdFrom(request.headers['x-request-id']);
+}
+
+/** A caller's `X-Request-Id` when it is sane, else a new one. */
+function requestIdFrom(given: string | string[] | undefined): string {
   return typeof given === 'string' && /^[\w.:-]{1,128}$/.test(given) ? given : randomUUID();
 }
 
@@ -133,6 +138,9 @@ function isServerOnlyMessage(value: unknown): boolean {
     SERVER_ONLY_MESSAGE_TYPES.has((value as { type?: unknown }).type)
   );
 }
+
+/** yoga's message for a masked error. */
+const UNEXPECTED_ERROR = 'Unexpected error.';
 
 /** An error as a WebSocket client sees it: `extensions.http` only means something over HTTP. */
 function formatForSocket(error: GraphQLError): GraphQLFormattedError {
@@ -199,6 +207,15 @@ export function buildApp({ config, kinds = BUILT_IN_KINDS, ...deps }: AppDeps): 
   const devToken = createDevTokenHandler(config.auth);
   let devTokens: DevTokens | null = null;
 
+  /** A client's errors pass as they are; anything else is logged and becomes "Unexpected error.". */
+  const maskError = (error: unknown, message = UNEXPECTED_ERROR): GraphQLError => {
+    if (error instanceof GraphQLError && (error.originalError ?? error) instanceof GraphQLError) return error;
+    const original = error instanceof GraphQLError ? error.originalError : error;
+    logger.error('internal error', { err: original });
+    return new GraphQLError(message, { extensions: { code: 'INTERNAL_SERVER_ERROR' } });
+  };
+  const formatPushedError = (error: GraphQLError) => formatForSocket(maskError(error));
+
   const yoga = createYoga<ServerContext, GraphQLContext>({
     schema,
     graphqlEndpoint: GRAPHQL_PATH,
@@ -227,14 +244,7 @@ export function buildApp({ config, kinds = BUILT_IN_KINDS, ...deps }: AppDeps): 
         })
       : false,
     renderGraphiQL: memoize(renderGraphiQL),
-    maskedErrors: {
-      maskError(error, message) {
-        const original = error instanceof GraphQLError ? (error.originalError ?? error) : error;
-        if (original instanceof GraphQLError) return error as Error;
-        logger.error('internal error', { err: original });
-        return new GraphQLError(message, { extensions: { code: 'INTERNAL_SERVER_ERROR' } });
-      },
-    },
+    maskedErrors: { maskError },
     context: async (initial: YogaInitialContext & ServerContext): Promise<GraphQLContext> => {
       const viewer =
         initial.wsViewer !== undefined
@@ -344,13 +354,13 @@ export function buildApp({ config, kinds = BUILT_IN_KINDS, ...deps }: AppDeps): 
         result.errors ? { ...result, errors: result.errors.map(formatForSocket) } : undefined,
       onError: (_ctx, _id, _payload, errors) => errors.map(formatForSocket),
       onConnect: async (ctx) => {
-        const { socket, request } = ctx.extra;
+        const { socket, upgrade } = ctx.extra;
         const header =
           headerValue(ctx.connectionParams, 'authorization') ??
           headerValue(ctx.connectionParams?.['headers'], 'authorization') ??
-          request.headers.authorization;
+          upgrade.authorization;
         const state: ConnectionState = {
-          requestId: requestIdOf(request),
+          requestId: requestIdFrom(upgrade.requestId),
           viewer: null,
           expiryTimer: undefined,
           subscriptionIds: new Set(),
@@ -391,7 +401,7 @@ export function buildApp({ config, kinds = BUILT_IN_KINDS, ...deps }: AppDeps): 
         logger.debug('websocket connected', {
           requestId: state.requestId,
           userId: state.viewer?.userId ?? null,
-          origin: request.headers.origin ?? null,
+          origin: upgrade.origin ?? null,
         });
         return true;
       },
@@ -433,7 +443,6 @@ export function buildApp({ config, kinds = BUILT_IN_KINDS, ...deps }: AppDeps): 
         }
         const enveloped = yoga.getEnveloped({
           ...ctx,
-          req: ctx.extra.request,
           params: payload,
           wsViewer: viewer,
           viewerBoundToConnection,
@@ -463,7 +472,22 @@ export function buildApp({ config, kinds = BUILT_IN_KINDS, ...deps }: AppDeps): 
           }
           state.subscriptionIds.add(id);
         }
-        const root: EnvelopedRoot = { execute: enveloped.execute, subscribe: enveloped.subscribe };
+        // A subscription on the connection's own token needs none of yoga's per-result machinery
+        // (its token's expiry closes the socket): its results are pushed straight to the socket.
+        const pushed = operation?.operation === 'subscription' && viewerBoundToConnection;
+        const root: EnvelopedRoot = {
+          execute: enveloped.execute,
+          subscribe: pushed
+            ? (args) =>
+                pushSubscription(args, {
+                  id,
+                  send: ctx.extra.send,
+                  formatError: formatPushedError,
+                  maskError,
+                  observe: () => observeSubscription(metrics, args),
+                })
+            : enveloped.subscribe,
+        };
         return {
           schema: enveloped.schema,
           document,

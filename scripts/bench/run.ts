@@ -67,6 +67,8 @@ const SCRUBBED_ENV = [
   'EVENT_RETENTION',
 ];
 const EVENT_RETENTION = 1_000;
+/** How often the open phase asks the server how many subscriptions are in effect. */
+const CONFIRM_POLL_MS = 100;
 /** Heap snapshots of more connections than this grow past what one process can parse comfortably. */
 const MAX_SNAPSHOT_CONNECTIONS = 2_000;
 /** Tasks per second the publisher creates while preparing a fan-out step. */
@@ -483,7 +485,7 @@ async function runSystem(system: SystemName, options: BenchOptions, notes: strin
         return false;
       },
       openTimeoutMs,
-      25,
+      CONFIRM_POLL_MS,
     );
     const opened = await opening;
     if (confirmedMs === null && probeWorks && opened.subscribed < options.connections) {
@@ -498,7 +500,7 @@ async function runSystem(system: SystemName, options: BenchOptions, notes: strin
           return false;
         },
         10_000,
-        25,
+        CONFIRM_POLL_MS,
       );
     }
     const openCpu = (processCpuMs(serverPid) ?? 0) - cpu0;
@@ -847,7 +849,7 @@ async function main(): Promise<void> {
     "Fan-out steps time only the completing write: the tasks are created before the step window (their QUEUED events reach the server then), so each measured event is one publish, like the baseline's.",
     'Latency = receive time in the load generator − sentAt stamped by the publisher (same machine clock, performance.timeOrigin + performance.now()). ' +
       'Lost = events the publisher sent successfully that no connection received within the drain time; duplicates = an event number received twice.',
-    'Open+subscribe ends when the server reports every subscription in effect (service: the tss_subscriptions_active gauge, incremented once `taskCompleted` has subscribed to the bus and read the log cursor; baseline: once Redis confirmed the SUBSCRIBE).',
+    `Open+subscribe ends when the server reports every subscription in effect (service: the tss_subscriptions_active gauge, incremented once \`taskCompleted\` has subscribed to the bus and read the log cursor; baseline: once Redis confirmed the SUBSCRIBE), polled every ${CONFIRM_POLL_MS} ms: a scrape of the service's /metrics reads /proc/self/fd, whose cost grows with the open sockets, so a tighter poll would load the server it measures.`,
     'Memory per connection = (after − before) ÷ subscribed connections, after an idle settle time; heap after a full GC forced through the V8 inspector (each server runs with --inspect on 127.0.0.1), RSS from /proc/<pid>/status VmRSS.',
   );
   const report: BenchReport = {

@@ -4,10 +4,83 @@ import type { WebSocket, WebSocketServer } from 'ws';
 import { CloseCode } from '../close-codes.js';
 import type { Logger } from '../logger.js';
 
+/** The parts of the upgrade request a connection keeps (not the request itself: it is large). */
+export interface UpgradeInfo {
+  readonly authorization: string | undefined;
+  readonly origin: string | undefined;
+  readonly requestId: string | undefined;
+}
+
 /** What graphql-ws's callbacks get in `ctx.extra`. */
 export interface WsExtra {
   readonly socket: WebSocket;
-  readonly request: IncomingMessage;
+  readonly upgrade: UpgradeInfo;
+  /**
+   * Sends a text frame as graphql-ws's own frames are sent, in order with them and with the
+   * same slow-consumer check; for results pushed outside graphql-ws's iteration.
+   */
+  readonly send: (frame: string) => void;
+}
+
+function header(request: IncomingMessage, name: string): string | undefined {
+  const value = request.headers[name];
+  return typeof value === 'string' ? value : undefined;
+}
+
+/**
+ * Pings every socket once per period, spread over the period in ticks of at most a second, from
+ * one timer for all; a socket that has not answered the previous ping by its next one is
+ * terminated. No timer or closure per socket.
+ */
+class KeepAlive {
+  readonly #buckets: Set<WebSocket>[];
+  readonly #bucketOf = new WeakMap<WebSocket, Set<WebSocket>>();
+  readonly #awaitingPong = new WeakSet<WebSocket>();
+  readonly #timer: NodeJS.Timeout;
+  /** One listener for every socket: ws calls it with the socket as `this`. */
+  readonly #onPong: (this: WebSocket) => void;
+  #tick = 0;
+  #next = 0;
+
+  constructor(periodMs: number) {
+    const awaitingPong = this.#awaitingPong;
+    this.#onPong = function (this: WebSocket) {
+      awaitingPong.delete(this);
+    };
+    const tickMs = Math.min(1_000, periodMs);
+    this.#buckets = Array.from({ length: Math.max(1, Math.round(periodMs / tickMs)) }, () => new Set());
+    this.#timer = setInterval(() => this.#ping(), tickMs);
+    this.#timer.unref();
+  }
+
+  add(socket: WebSocket): void {
+    const bucket = this.#buckets[this.#next++ % this.#buckets.length] as Set<WebSocket>;
+    bucket.add(socket);
+    this.#bucketOf.set(socket, bucket);
+    socket.on('pong', this.#onPong);
+  }
+
+  remove(socket: WebSocket): void {
+    this.#bucketOf.get(socket)?.delete(socket);
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+  }
+
+  #ping(): void {
+    const bucket = this.#buckets[this.#tick++ % this.#buckets.length] as Set<WebSocket>;
+    for (const socket of bucket) {
+      if (socket.readyState !== socket.OPEN) continue;
+      if (this.#awaitingPong.has(socket)) {
+        bucket.delete(socket);
+        socket.terminate();
+        continue;
+      }
+      this.#awaitingPong.add(socket);
+      socket.ping();
+    }
+  }
 }
 
 export interface GraphQLWsServerOptions {
@@ -52,42 +125,40 @@ export function useGraphQLWsServer<P extends Record<string, unknown>>(
   wss.options.handleProtocols = handleProtocols;
   wss.on('error', (err) => logger.error('websocket server error', { err }));
 
+  const keepAlive = keepAliveMs > 0 && Number.isFinite(keepAliveMs) ? new KeepAlive(keepAliveMs) : null;
+
   wss.on('connection', (socket: WebSocket, request: IncomingMessage) => {
-    const extra: WsExtra = { socket, request };
     socket.once('error', (err) => {
       // e.g. a message over maxPayload: ws has already started closing with 1009.
       logger.warn('websocket error', { err });
       socket.close(ProtocolCloseCode.InternalServerError, 'Internal server error');
     });
-
-    let pongWait: NodeJS.Timeout | null = null;
-    const pingInterval =
-      keepAliveMs > 0 && Number.isFinite(keepAliveMs)
-        ? setInterval(() => {
-            if (socket.readyState !== socket.OPEN) return;
-            pongWait = setTimeout(() => socket.terminate(), keepAliveMs);
-            socket.once('pong', () => {
-              if (pongWait) clearTimeout(pongWait);
-              pongWait = null;
-            });
-            socket.ping();
-          }, keepAliveMs)
-        : null;
+    keepAlive?.add(socket);
 
     let slow = false;
+    const send = (data: string) => {
+      if (socket.readyState !== socket.OPEN) return;
+      socket.send(data);
+      if (!slow && socket.bufferedAmount > maxBufferedBytes) {
+        slow = true;
+        logger.warn('slow consumer: closing its websocket', { bufferedBytes: socket.bufferedAmount });
+        onSlowConsumer?.(extra);
+        socket.close(CloseCode.SlowConsumer, 'Slow consumer');
+      }
+    };
+    const extra: WsExtra = {
+      socket,
+      send,
+      upgrade: {
+        authorization: header(request, 'authorization'),
+        origin: header(request, 'origin'),
+        requestId: header(request, 'x-request-id'),
+      },
+    };
     const closed = server.opened(
       {
         protocol: socket.protocol,
-        send: (data) => {
-          if (socket.readyState !== socket.OPEN) return;
-          socket.send(data);
-          if (!slow && socket.bufferedAmount > maxBufferedBytes) {
-            slow = true;
-            logger.warn('slow consumer: closing its websocket', { bufferedBytes: socket.bufferedAmount });
-            onSlowConsumer?.(extra);
-            socket.close(CloseCode.SlowConsumer, 'Slow consumer');
-          }
-        },
+        send,
         close: (code, reason) => socket.close(code, reason),
         onMessage: (cb) =>
           socket.on('message', async (data) => {
@@ -103,14 +174,14 @@ export function useGraphQLWsServer<P extends Record<string, unknown>>(
     );
 
     socket.once('close', (code, reason) => {
-      if (pongWait) clearTimeout(pongWait);
-      if (pingInterval) clearInterval(pingInterval);
+      keepAlive?.remove(socket);
       void closed(code, String(reason));
     });
   });
 
   return {
     async dispose() {
+      keepAlive?.stop();
       for (const client of wss.clients) client.close(CloseCode.GoingAway, 'Going away');
       wss.removeAllListeners();
       await new Promise<void>((resolve, reject) => wss.close((err) => (err ? reject(err) : resolve())));

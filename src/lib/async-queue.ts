@@ -1,9 +1,21 @@
+/** Where a queue in push mode ({@link AsyncQueue.pipeTo}) hands its values and its end. */
+export interface QueueSink<T> {
+  /** Each value, synchronously, in order. */
+  next(value: T): void;
+  /** Once, after the last value: `failure` when the queue failed, nothing when it ended or was returned. */
+  end(failure?: { readonly error: unknown }): void;
+}
+
 /**
  * A push-based async iterator. Unlike an async generator, `return()` settles at once even while a
  * consumer awaits `next()`, so a closed subscription releases its listener immediately.
+ *
+ * A consumer that can take values synchronously calls {@link pipeTo} instead of iterating: no
+ * promise per value.
  */
 export class AsyncQueue<T> implements AsyncIterableIterator<T> {
   readonly #values: T[] = [];
+  #sink: QueueSink<T> | undefined;
   readonly #waiting: ((result: IteratorResult<T>) => void)[] = [];
   readonly #rejecting: ((error: unknown) => void)[] = [];
   #failure: { error: unknown } | undefined;
@@ -23,6 +35,10 @@ export class AsyncQueue<T> implements AsyncIterableIterator<T> {
 
   push(value: T): void {
     if (!this.open) return;
+    if (this.#sink) {
+      this.#sink.next(value);
+      return;
+    }
     const resolve = this.#waiting.shift();
     if (resolve) {
       this.#rejecting.shift();
@@ -34,7 +50,20 @@ export class AsyncQueue<T> implements AsyncIterableIterator<T> {
   end(): void {
     if (!this.open) return;
     this.#ended = true;
-    this.#flushWaiting();
+    if (this.#sink) this.#endSink();
+    else this.#flushWaiting();
+  }
+
+  /**
+   * Push mode: the queued values go to `sink` now, later ones as they are pushed, then the end.
+   * Only for a queue nobody iterates.
+   */
+  pipeTo(sink: QueueSink<T>): void {
+    if (this.#sink || this.#waiting.length > 0) throw new Error('AsyncQueue: already consumed');
+    this.#sink = sink;
+    const queued = this.#values.splice(0);
+    for (const value of queued) sink.next(value);
+    if (this.#ended || this.#closed) this.#endSink();
   }
 
   /** Ends with `error` after the queued values are consumed. */
@@ -56,6 +85,7 @@ export class AsyncQueue<T> implements AsyncIterableIterator<T> {
   async return(): Promise<IteratorResult<T>> {
     this.#values.length = 0;
     this.#failure = undefined;
+    if (this.#sink) this.#endSink();
     this.#close();
     this.#flushWaiting();
     return { value: undefined, done: true };
@@ -91,6 +121,16 @@ export class AsyncQueue<T> implements AsyncIterableIterator<T> {
         reject?.(error);
       }
     }
+  }
+
+  #endSink(): void {
+    const sink = this.#sink;
+    if (!sink) return;
+    this.#sink = undefined;
+    const failure = this.#failure;
+    this.#failure = undefined;
+    this.#close();
+    sink.end(failure);
   }
 
   #close(): void {

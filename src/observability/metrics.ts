@@ -33,6 +33,18 @@ const DURATION_BUCKETS = [0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900,
  * The service's Prometheus metrics, in a registry of its own (not prom-client's global one), so
  * several apps in one process (tests) never share or collide. Names start with `tss_`.
  */
+/**
+ * Default metrics whose every scrape lists each handle of the process: with 10,000 sockets a scrape
+ * built arrays of 10,000 objects and held the event loop for milliseconds. The sockets are counted
+ * by `tss_websocket_connections` instead.
+ */
+export const COSTLY_DEFAULT_METRICS: readonly string[] = [
+  'nodejs_active_handles',
+  'nodejs_active_handles_total',
+  'nodejs_active_resources',
+  'nodejs_active_resources_total',
+];
+
 export class Metrics {
   readonly registry = new Registry();
   #sources: MetricSources | undefined;
@@ -139,9 +151,14 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  /** @param processMetrics also collect prom-client's default process and Node.js metrics. */
+  /**
+   * @param processMetrics also collect prom-client's default process and Node.js metrics, except
+   * {@link COSTLY_DEFAULT_METRICS}.
+   */
   constructor({ processMetrics = true }: { processMetrics?: boolean } = {}) {
-    if (processMetrics) collectDefaultMetrics({ register: this.registry });
+    if (!processMetrics) return;
+    collectDefaultMetrics({ register: this.registry });
+    for (const name of COSTLY_DEFAULT_METRICS) this.registry.removeSingleMetric(name);
   }
 
   /** Connects the gauges that are read at scrape time. */
