@@ -11,6 +11,7 @@ import {
 import { ErrorCode } from '../errors.js';
 import { AsyncQueue } from '../lib/async-queue.js';
 import type { IterableHooks } from '../lib/observe-iterable.js';
+import { compileEventExecutor, type EventExecutor } from './event-executor.js';
 
 /** How a pushed subscription reaches its client. */
 export interface PushTarget {
@@ -85,6 +86,8 @@ class PushedStream implements AsyncIterableIterator<never> {
   readonly #args: ExecutionArgs;
   readonly #target: PushTarget;
   readonly #hooks: IterableHooks<unknown> | undefined;
+  /** The selection compiled for the operation's variables; `null`: graphql-js per event. */
+  readonly #executor: EventExecutor | null;
   /** `{"id":…,"type":"next","payload":` */
   readonly #head: string;
   #settled: Promise<IteratorResult<never>> | undefined;
@@ -103,6 +106,7 @@ class PushedStream implements AsyncIterableIterator<never> {
     hooks: IterableHooks<unknown> | undefined,
   ) {
     this.#hooks = hooks;
+    this.#executor = compileEventExecutor(args);
     this.#source = source;
     this.#args = args;
     this.#target = target;
@@ -161,7 +165,8 @@ class PushedStream implements AsyncIterableIterator<never> {
     if (this.#done) return;
     let result: ReturnType<typeof execute>;
     try {
-      result = execute({ ...this.#args, rootValue: value });
+      // graphql-js is the reference: it makes the result whenever the compiled plan declines.
+      result = this.#executor?.(value) ?? execute({ ...this.#args, rootValue: value });
     } catch (error) {
       this.#end({ error });
       return;
