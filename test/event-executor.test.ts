@@ -1,4 +1,13 @@
-import { type ExecutionArgs, execute, executeSync, parse } from 'graphql';
+import {
+  type ExecutionArgs,
+  execute,
+  executeSync,
+  GraphQLBoolean,
+  GraphQLObjectType,
+  GraphQLSchema,
+  GraphQLString,
+  parse,
+} from 'graphql';
 import { describe, expect, it } from 'vitest';
 import { compileEventExecutor } from '../src/connections/event-executor.js';
 import { DeliveryTrace } from '../src/observability/delivery-trace.js';
@@ -109,6 +118,52 @@ describe('compiled subscription results', () => {
     for (const payload of broken) {
       expect(executor?.(payload)).toBeNull();
       expect(executeSync({ ...operation, rootValue: payload }).errors?.length).toBeGreaterThan(0);
+    }
+  });
+
+  it('shares one plan between subscriptions to one document, each with its own arguments and variables', () => {
+    const Echo = new GraphQLObjectType({
+      name: 'Echo',
+      fields: {
+        arg: { type: GraphQLString },
+        seen: { type: GraphQLString },
+        root: { type: GraphQLBoolean },
+      },
+    });
+    const echoSchema = new GraphQLSchema({
+      query: new GraphQLObjectType({ name: 'Query', fields: { ok: { type: GraphQLBoolean } } }),
+      subscription: new GraphQLObjectType({
+        name: 'Subscription',
+        fields: {
+          echo: {
+            type: Echo,
+            args: { arg: { type: GraphQLString } },
+            resolve: (event: { n: number }, { arg }, _context, info) => ({
+              arg,
+              seen: `${String(info.variableValues['a'])}/${event.n}`,
+              root: info.rootValue === event,
+            }),
+          },
+        },
+      }),
+    });
+    const document = parse('subscription E($a: String) { echo(arg: $a) { arg seen root } }');
+    const operations = ['first', 'second'].map(
+      (a): ExecutionArgs => ({ schema: echoSchema, document, variableValues: { a }, contextValue: {} }),
+    );
+    const executors = operations.map((operation) => compileEventExecutor(operation));
+    for (const n of [1, 2]) {
+      operations.forEach((operation, index) => {
+        const result = executors[index]?.({ n });
+        expect(result).toEqual(executeSync({ ...operation, rootValue: { n } }));
+        expect(result?.data).toEqual({
+          echo: {
+            arg: operation.variableValues?.['a'],
+            seen: `${operation.variableValues?.['a']}/${n}`,
+            root: true,
+          },
+        });
+      });
     }
   });
 

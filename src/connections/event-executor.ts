@@ -1,9 +1,11 @@
 import {
+  type DocumentNode,
   defaultFieldResolver,
   type ExecutionArgs,
   type ExecutionResult,
   type FieldNode,
   type FragmentDefinitionNode,
+  type GraphQLField,
   type GraphQLFieldResolver,
   GraphQLIncludeDirective,
   GraphQLList,
@@ -22,6 +24,7 @@ import {
   Kind,
   type OperationDefinitionNode,
   type SelectionSetNode,
+  visit,
 } from 'graphql';
 
 /**
@@ -36,86 +39,173 @@ export type EventExecutor = (event: unknown) => ExecutionResult | null;
 const FAIL: unique symbol = Symbol('fail');
 type Completed = unknown | typeof FAIL;
 
+/** One event being executed. */
+interface Run {
+  readonly event: unknown;
+  readonly context: unknown;
+  readonly variables: Record<string, unknown>;
+  /** The arguments of the fields whose arguments use variables, by {@link FieldPlan.args} slot. */
+  readonly args: readonly Record<string, unknown>[];
+}
+
 /** How one response key's value is made. */
 interface FieldPlan {
   readonly key: string;
   /** `__typename` of this type, or null for a resolved field. */
   readonly typename: string | null;
   readonly resolve: GraphQLFieldResolver<unknown, unknown> | undefined;
-  readonly args: Record<string, unknown>;
+  /** The field's arguments when they use no variable; else their slot in {@link Run.args}. */
+  readonly args: Record<string, unknown> | number;
   readonly info: GraphQLResolveInfo | undefined;
-  readonly complete: (value: unknown) => Completed;
+  readonly complete: (value: unknown, run: Run) => Completed;
+}
+
+/** A compiled operation, shared by every subscription to the same document with the same directives. */
+interface SharedPlan {
+  readonly schema: GraphQLSchema;
+  readonly operation: OperationDefinitionNode;
+  readonly fields: readonly FieldPlan[];
+  /** The fields whose arguments use variables, in slot order. */
+  readonly variableArgs: readonly {
+    readonly field: GraphQLField<unknown, unknown>;
+    readonly node: FieldNode;
+  }[];
+  /** The run in progress (execution is synchronous), for `info.rootValue` and `info.variableValues`. */
+  current: Run | undefined;
 }
 
 interface Compilation {
-  readonly args: ExecutionArgs;
+  readonly schema: GraphQLSchema;
   readonly operation: OperationDefinitionNode;
+  /** The operation's variables: only those of `@skip`/`@include` shape the plan. */
   readonly variables: Record<string, unknown>;
   readonly fragments: Record<string, FragmentDefinitionNode>;
-  /** The event being executed, for `info.rootValue`. */
-  current: unknown;
+  readonly plan: { current: Run | undefined };
+  readonly variableArgs: { field: GraphQLField<unknown, unknown>; node: FieldNode }[];
 }
 
 class Unsupported extends Error {}
 
+interface DocumentPlans {
+  /** Variables named in a `@skip` or `@include` of the document: their values select the plan. */
+  readonly directiveVariables: readonly string[];
+  readonly plans: Map<string, SharedPlan | null>;
+}
+
+const compiled = new WeakMap<DocumentNode, DocumentPlans>();
+
+function directiveVariablesOf(document: DocumentNode): string[] {
+  const names = new Set<string>();
+  visit(document, {
+    Directive(node) {
+      if (node.name.value !== 'skip' && node.name.value !== 'include') return;
+      visit(node, {
+        Variable(variable) {
+          names.add(variable.name.value);
+        },
+      });
+    },
+  });
+  return [...names].sort();
+}
+
 /**
- * Compiles the selection set of a subscription operation once, for the operation's variables, so
- * that each event costs only its resolvers and serializers: no execution context, variable
- * coercion, argument coercion or field collection per event. Supports what the result types of
- * this schema's subscriptions use (object, leaf and list types, fragments, `@skip`/`@include`,
- * `__typename`); returns `null` for an operation that needs more (abstract types, lists of objects),
- * which graphql-js then executes per event.
+ * Compiles the selection set of a subscription operation, so that each event costs only its
+ * resolvers and serializers: no execution context, variable or argument coercion, or field
+ * collection per event. The compiled plan is shared by every subscription to the same document
+ * (yoga hands out one parsed document per query text) whose `@skip`/`@include` variables agree;
+ * what one subscription adds is its variables and the arguments that use them.
+ *
+ * Supports what the result types of this schema's subscriptions use (object, leaf and list types,
+ * fragments, `@skip`/`@include`, `__typename`); returns `null` for an operation that needs more
+ * (abstract types, lists of objects, `isTypeOf`), which graphql-js then executes per event.
  */
 export function compileEventExecutor(args: ExecutionArgs): EventExecutor | null {
   const operation = getOperationAST(args.document, args.operationName);
-  const rootType = args.schema.getSubscriptionType();
-  if (operation?.operation !== 'subscription' || !rootType) return null;
+  if (operation?.operation !== 'subscription') return null;
   const coerced = getVariableValues(
     args.schema,
     operation.variableDefinitions ?? [],
     args.variableValues ?? {},
   );
   if (coerced.errors) return null;
+  const variables = coerced.coerced;
+  let entry = compiled.get(args.document);
+  if (!entry) {
+    entry = { directiveVariables: directiveVariablesOf(args.document), plans: new Map() };
+    compiled.set(args.document, entry);
+  }
+  const key = JSON.stringify([
+    args.operationName ?? null,
+    ...entry.directiveVariables.map((name) => variables[name] ?? null),
+  ]);
+  let plan = entry.plans.get(key);
+  if (plan === undefined || (plan !== null && plan.schema !== args.schema)) {
+    plan = compilePlan(args.schema, args.document, operation, variables);
+    entry.plans.set(key, plan);
+  }
+  if (plan === null) return null;
+  const shared = plan;
+  const fieldArgs = shared.variableArgs.map(({ field, node }) => getArgumentValues(field, node, variables));
+  const context = args.contextValue;
+  return (event) => {
+    const run: Run = { event, context, variables, args: fieldArgs };
+    shared.current = run;
+    try {
+      const data = runPlans(shared.fields, event, run);
+      return data === FAIL ? null : { data: data as Record<string, unknown> };
+    } finally {
+      shared.current = undefined;
+    }
+  };
+}
+
+function compilePlan(
+  schema: GraphQLSchema,
+  document: DocumentNode,
+  operation: OperationDefinitionNode,
+  variables: Record<string, unknown>,
+): SharedPlan | null {
+  const rootType = schema.getSubscriptionType();
+  if (!rootType) return null;
   const fragments: Record<string, FragmentDefinitionNode> = {};
-  for (const definition of args.document.definitions) {
+  for (const definition of document.definitions) {
     if (definition.kind === Kind.FRAGMENT_DEFINITION) fragments[definition.name.value] = definition;
   }
+  const holder: { current: Run | undefined } = { current: undefined };
   const compilation: Compilation = {
-    args,
+    schema,
     operation,
-    variables: coerced.coerced,
+    variables,
     fragments,
-    current: undefined,
+    plan: holder,
+    variableArgs: [],
   };
-  let plans: readonly FieldPlan[];
   try {
-    plans = compileSelection(compilation, rootType, [operation.selectionSet], undefined);
+    const fields = compileSelection(compilation, rootType, [operation.selectionSet], undefined);
+    // The infos read the run in progress from `holder`; the plan is that holder.
+    return Object.assign(holder, { schema, operation, fields, variableArgs: compilation.variableArgs });
   } catch (error) {
     if (error instanceof Unsupported) return null;
     throw error;
   }
-  const context = args.contextValue;
-  return (event) => {
-    compilation.current = event;
-    const data = runPlans(plans, event, context);
-    return data === FAIL ? null : { data: data as Record<string, unknown> };
-  };
 }
 
-function runPlans(plans: readonly FieldPlan[], source: unknown, context: unknown): Completed {
+function runPlans(plans: readonly FieldPlan[], source: unknown, run: Run): Completed {
   const data: Record<string, unknown> = {};
   for (const plan of plans) {
     if (plan.typename !== null) {
       data[plan.key] = plan.typename;
       continue;
     }
+    const args = typeof plan.args === 'number' ? run.args[plan.args] : plan.args;
     let value: unknown;
     try {
-      value = plan.resolve?.(source, plan.args, context, plan.info as GraphQLResolveInfo);
+      value = plan.resolve?.(source, args, run.context, plan.info as GraphQLResolveInfo);
     } catch {
       return FAIL;
     }
-    const completed = plan.complete(value);
+    const completed = plan.complete(value, run);
     if (completed === FAIL) return FAIL;
     data[plan.key] = completed;
   }
@@ -123,6 +213,18 @@ function runPlans(plans: readonly FieldPlan[], source: unknown, context: unknown
 }
 
 type Path = GraphQLResolveInfo['path'];
+
+function usesVariables(node: FieldNode): boolean {
+  let found = false;
+  for (const argument of node.arguments ?? []) {
+    visit(argument, {
+      Variable() {
+        found = true;
+      },
+    });
+  }
+  return found;
+}
 
 function compileSelection(
   compilation: Compilation,
@@ -150,7 +252,7 @@ function compileSelection(
     const field = type.getFields()[name];
     if (!field) throw new Unsupported(`no field ${name}`);
     const fieldPath: Path = { prev: path, key, typename: type.name };
-    const { schema } = compilation.args;
+    const { schema, plan } = compilation;
     const info: GraphQLResolveInfo = {
       fieldName: name,
       fieldNodes: nodes,
@@ -160,16 +262,25 @@ function compileSelection(
       schema,
       fragments: compilation.fragments,
       get rootValue() {
-        return compilation.current;
+        return plan.current?.event;
       },
       operation: compilation.operation,
-      variableValues: compilation.variables,
+      get variableValues() {
+        return plan.current?.variables ?? {};
+      },
     };
+    let args: FieldPlan['args'];
+    if (usesVariables(node)) {
+      args = compilation.variableArgs.length;
+      compilation.variableArgs.push({ field, node });
+    } else {
+      args = getArgumentValues(field, node, {});
+    }
     plans.push({
       key,
       typename: null,
       resolve: field.resolve ?? defaultFieldResolver,
-      args: getArgumentValues(field, node, compilation.variables),
+      args,
       info,
       complete: compileCompletion(compilation, field.type, nodes, fieldPath, false),
     });
@@ -183,19 +294,19 @@ function compileCompletion(
   nodes: readonly FieldNode[],
   path: Path,
   inList: boolean,
-): (value: unknown) => Completed {
+): (value: unknown, run: Run) => Completed {
   if (type instanceof GraphQLNonNull) {
     const inner = compileCompletion(compilation, type.ofType, nodes, path, inList);
-    return (value) => (value === null || value === undefined ? FAIL : inner(value));
+    return (value, run) => (value === null || value === undefined ? FAIL : inner(value, run));
   }
   if (type instanceof GraphQLList) {
     const item = compileCompletion(compilation, type.ofType, nodes, path, true);
-    return (value) => {
+    return (value, run) => {
       if (value === null || value === undefined) return null;
       if (!Array.isArray(value)) return FAIL;
       const items: unknown[] = new Array(value.length);
       for (let index = 0; index < value.length; index++) {
-        const completed = item(value[index]);
+        const completed = item(value[index], run);
         if (completed === FAIL) return FAIL;
         items[index] = completed;
       }
@@ -216,15 +327,11 @@ function compileCompletion(
   // An item of a list of objects has the item's index in its path: graphql-js builds those.
   if (!(type instanceof GraphQLObjectType) || inList)
     throw new Unsupported('abstract type or list of objects');
-  const subSelections = nodes.flatMap((node) => (node.selectionSet ? [node.selectionSet] : []));
-  const plans = compileSelection(compilation, type, subSelections, path);
   // graphql-js checks isTypeOf with the parent field's info: leave such types to it.
   if (type.isTypeOf) throw new Unsupported('isTypeOf');
-  const context = compilation.args.contextValue;
-  return (value) => {
-    if (value === null || value === undefined) return null;
-    return runPlans(plans, value, context);
-  };
+  const subSelections = nodes.flatMap((node) => (node.selectionSet ? [node.selectionSet] : []));
+  const plans = compileSelection(compilation, type, subSelections, path);
+  return (value, run) => (value === null || value === undefined ? null : runPlans(plans, value, run));
 }
 
 /** graphql-js's field collection, with `@skip`/`@include` decided once for the operation's variables. */
@@ -235,7 +342,7 @@ function collectFields(
   fields: Map<string, FieldNode[]>,
   visitedFragments: Set<string>,
 ): void {
-  const { schema } = compilation.args;
+  const { schema } = compilation;
   for (const selection of selectionSet.selections) {
     if (!shouldInclude(compilation, selection)) continue;
     switch (selection.kind) {
