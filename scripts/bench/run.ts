@@ -279,7 +279,11 @@ async function runSystem(system: SystemName, options: BenchOptions, notes: strin
   const label = system === 'baseline' ? 'baseline (raw ws + ioredis)' : `service, ${system} mode`;
   const paths = FANOUT_PATHS[system];
   /** Monotonic µs intervals of the measured step windows, to cut the CPU profile to them. */
-  const windows = { fanout: [] as [number, number][], e2e: [] as [number, number][] };
+  const windows = {
+    open: [] as [number, number][],
+    fanout: [] as [number, number][],
+    e2e: [] as [number, number][],
+  };
   const report: {
     -readonly [K in keyof SystemReport]: SystemReport[K];
   } & { profiles: ScopedProfile[] } = {
@@ -453,6 +457,7 @@ async function runSystem(system: SystemName, options: BenchOptions, notes: strin
     const openTimeoutMs = Math.max(60_000, options.connections * 12);
     log(`${system}: opening ${options.connections} connections`);
     const openStart = nowMs();
+    const openStartUs = monotonicUs();
     let openDone = false;
     const opening = lg
       .call(
@@ -503,6 +508,7 @@ async function runSystem(system: SystemName, options: BenchOptions, notes: strin
         CONFIRM_POLL_MS,
       );
     }
+    if (system !== 'baseline') windows.open.push([openStartUs, monotonicUs()]);
     const openCpu = (processCpuMs(serverPid) ?? 0) - cpu0;
     const openLgCpu = (await lg.call('cpu', null)).cpuMs - lgCpu0;
     if (!probeWorks)
@@ -748,6 +754,7 @@ async function runSystem(system: SystemName, options: BenchOptions, notes: strin
       .sort((a, b) => fs.statSync(b).size - fs.statSync(a).size);
     if (main) {
       const scopes: [string, readonly (readonly [number, number])[] | undefined][] = [
+        ['opening and subscribing the connections only', windows.open],
         ['fan-out step windows only', windows.fanout],
         ['end-to-end step windows only', windows.e2e],
         ['whole life (start-up, connections, every step)', undefined],
