@@ -1,5 +1,13 @@
-import { createPublicKey, createSecretKey } from 'node:crypto';
-import { createRemoteJWKSet, errors, type JWTPayload, type JWTVerifyGetKey, jwtVerify, SignJWT } from 'jose';
+import { createPublicKey, webcrypto } from 'node:crypto';
+import {
+  createRemoteJWKSet,
+  errors,
+  importJWK,
+  type JWTPayload,
+  type JWTVerifyGetKey,
+  jwtVerify,
+  SignJWT,
+} from 'jose';
 import type { AuthConfig } from '../config.js';
 import { clientError, ErrorCode } from '../errors.js';
 import { SERVICE_ROLE, type Viewer } from './viewer.js';
@@ -22,15 +30,32 @@ const ASYMMETRIC_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'ES256', 'ES3
 export function createTokenVerifier(auth: AuthConfig): TokenVerifier {
   let check: (token: string) => Promise<JWTPayload>;
   if (auth.mode === 'secret') {
-    // A KeyObject made once: given raw bytes, jose imports the key again on every verification.
-    const key = createSecretKey(Buffer.from(auth.secret));
-    check = async (token) => (await jwtVerify(token, key, { algorithms: ['HS256'] })).payload;
+    // A CryptoKey made once: given raw bytes or a KeyObject, jose imports the key into WebCrypto
+    // again on every verification, which cost more than the signature check itself.
+    const key = webcrypto.subtle.importKey(
+      'raw',
+      Buffer.from(auth.secret),
+      { name: 'HMAC', hash: 'SHA-256' },
+      false,
+      ['verify'],
+    );
+    check = async (token) => (await jwtVerify(token, await key, { algorithms: ['HS256'] })).payload;
   } else if (auth.mode === 'jwks') {
     const keys: JWTVerifyGetKey = createRemoteJWKSet(auth.jwksUrl);
     check = async (token) => (await jwtVerify(token, keys, { algorithms: ASYMMETRIC_ALGORITHMS })).payload;
   } else {
     const key = createPublicKey(auth.publicKeyPem);
-    check = async (token) => (await jwtVerify(token, key, { algorithms: ASYMMETRIC_ALGORITHMS })).payload;
+    // One CryptoKey per algorithm, imported on first use (see the secret case).
+    const imported = new Map<string, Promise<CryptoKey>>();
+    const keyFor: JWTVerifyGetKey = ({ alg }) => {
+      let cryptoKey = imported.get(alg);
+      if (!cryptoKey) {
+        cryptoKey = importJWK(key.export({ format: 'jwk' }), alg) as Promise<CryptoKey>;
+        imported.set(alg, cryptoKey);
+      }
+      return cryptoKey;
+    };
+    check = async (token) => (await jwtVerify(token, keyFor, { algorithms: ASYMMETRIC_ALGORITHMS })).payload;
   }
   const verifyNow = async (token: string): Promise<Viewer> => {
     let payload: JWTPayload;
