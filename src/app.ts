@@ -108,7 +108,10 @@ function requestIdOf(request: IncomingMessage): string {
 
 /** A caller's `X-Request-Id` when it is sane, else a new one. */
 function requestIdFrom(given: string | string[] | undefined): string {
-  return typeof given === 'string' && /^[\w.:-]{1,128}$/.test(given) ? given : randomUUID();
+  // randomUUID() returns a rope of ~15 cons strings (480 B); a flat copy is 56 B.
+  return typeof given === 'string' && /^[\w.:-]{1,128}$/.test(given)
+    ? given
+    : Buffer.from(randomUUID(), 'latin1').toString('latin1');
 }
 
 function failureReason(error: TokenError): 'expired' | 'invalid' {
@@ -203,6 +206,7 @@ export function buildApp({ config, kinds = BUILT_IN_KINDS, ...deps }: AppDeps): 
       throw clientError(ErrorCode.Unauthenticated, error.message);
     }
   };
+  const revokeUserConnections = (userId: string) => revoker.revoke(userId);
   const demoPage = createDemoPageHandler({ graphqlPath: GRAPHQL_PATH, logger });
   const devToken = createDevTokenHandler(config.auth);
   let devTokens: DevTokens | null = null;
@@ -255,7 +259,7 @@ export function buildApp({ config, kinds = BUILT_IN_KINDS, ...deps }: AppDeps): 
         viewer,
         tasks,
         delivery,
-        revokeUserConnections: (userId) => revoker.revoke(userId),
+        revokeUserConnections,
         deliveryTrace: new DeliveryTrace(),
         viewerBoundToConnection: initial.viewerBoundToConnection ?? false,
       };
@@ -341,7 +345,7 @@ export function buildApp({ config, kinds = BUILT_IN_KINDS, ...deps }: AppDeps): 
 
   const wsServer = useGraphQLWsServer<Record<string, unknown>>(
     {
-      connectionInitWaitTimeout: config.connectionInitTimeoutMs,
+      connectionInitWaitTimeout: 0,
       // A message only a server may send (next, error, connection_ack) is an invalid frame from a
       // client: refuse it while parsing, so graphql-ws closes with 4400 rather than 4500.
       jsonMessageReviver: (key: string, value: unknown) => {
@@ -367,7 +371,8 @@ export function buildApp({ config, kinds = BUILT_IN_KINDS, ...deps }: AppDeps): 
         };
         try {
           const token = bearerToken(header);
-          state.viewer = token === null ? null : await verifier.verify(token);
+          // Verified once per connection: no cache entry pinning the token string.
+          state.viewer = token === null ? null : await verifier.verify(token, { cache: false });
         } catch (error) {
           if (!(error instanceof TokenError)) throw error;
           countAuthFailure('ws', error);
@@ -393,10 +398,12 @@ export function buildApp({ config, kinds = BUILT_IN_KINDS, ...deps }: AppDeps): 
         const expiresAt = state.viewer?.expiresAt;
         if (expiresAt != null) {
           state.expiryTimer = setTimeout(
-            () => closeForToken(ctx.extra.socket, 'token expired'),
+            () => closeForToken(socket, 'token expired'),
             Math.min(MAX_TIMER_MS, Math.max(0, expiresAt - Date.now())),
           );
         }
+        // Only onConnect reads them, and they hold the token.
+        (ctx as { connectionParams?: unknown }).connectionParams = undefined;
         connections.set(socket, state);
         logger.debug('websocket connected', {
           requestId: state.requestId,
@@ -442,7 +449,6 @@ export function buildApp({ config, kinds = BUILT_IN_KINDS, ...deps }: AppDeps): 
           return [];
         }
         const enveloped = yoga.getEnveloped({
-          ...ctx,
           params: payload,
           wsViewer: viewer,
           viewerBoundToConnection,
@@ -502,6 +508,7 @@ export function buildApp({ config, kinds = BUILT_IN_KINDS, ...deps }: AppDeps): 
     {
       logger,
       keepAliveMs: config.keepAliveMs,
+      connectionInitTimeoutMs: config.connectionInitTimeoutMs,
       maxBufferedBytes: config.slowConsumerBytes,
       onSlowConsumer: ({ socket }) => {
         metrics.slowConsumerDisconnects.inc();

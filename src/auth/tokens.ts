@@ -19,7 +19,7 @@ export class TokenError extends Error {
 
 export interface TokenVerifier {
   /** Verifies a JWT and returns its caller, or throws {@link TokenError}. */
-  verify(token: string): Promise<Viewer>;
+  verify(token: string, options?: { readonly cache?: boolean }): Promise<Viewer>;
 }
 
 /** Verified tokens remembered per verifier. */
@@ -82,7 +82,8 @@ export function createTokenVerifier(auth: AuthConfig): TokenVerifier {
   // check costs tens of microseconds: remember recent ones (oldest dropped first).
   const verified = new Map<string, Viewer>();
   return {
-    async verify(token) {
+    async verify(token, options) {
+      if (options?.cache === false) return verifyNow(token);
       const known = verified.get(token);
       if (known && (known.expiresAt === null || known.expiresAt > Date.now())) return known;
       verified.delete(token);

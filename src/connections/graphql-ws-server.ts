@@ -22,6 +22,14 @@ export interface WsExtra {
   readonly send: (frame: string) => void;
 }
 
+function isConnectionInit(text: string): boolean {
+  try {
+    return (JSON.parse(text) as { type?: unknown } | null)?.type === 'connection_init';
+  } catch {
+    return false;
+  }
+}
+
 function header(request: IncomingMessage, name: string): string | undefined {
   const value = request.headers[name];
   return typeof value === 'string' ? value : undefined;
@@ -95,6 +103,12 @@ export interface GraphQLWsServerOptions {
    * is closed with {@link CloseCode.SlowConsumer}. @default Infinity
    */
   readonly maxBufferedBytes?: number;
+  /**
+   * Time a socket may take to send `connection_init` before it is closed with 4408, checked from
+   * one timer for all sockets (graphql-ws's own `connectionInitWaitTimeout` keeps a timer per
+   * socket for the socket's whole life); 0: no limit. @default 0
+   */
+  readonly connectionInitTimeoutMs?: number;
   /** Told of each socket closed as a slow consumer. */
   readonly onSlowConsumer?: (extra: WsExtra) => void;
 }
@@ -119,21 +133,45 @@ export function useGraphQLWsServer<P extends Record<string, unknown>>(
     keepAliveMs = 12_000,
     maxBufferedBytes = Number.POSITIVE_INFINITY,
     onSlowConsumer,
+    connectionInitTimeoutMs = 0,
   }: GraphQLWsServerOptions,
 ): GraphQLWsServer {
   const server = makeServer(serverOptions);
   wss.options.handleProtocols = handleProtocols;
   wss.on('error', (err) => logger.error('websocket server error', { err }));
 
+  // Sockets still waiting for connection_init, with their deadline.
+  const awaitingInit = new Map<WebSocket, number>();
+  if (connectionInitTimeoutMs > 0) {
+    const timer = setInterval(
+      () => {
+        const now = Date.now();
+        for (const [socket, deadline] of awaitingInit) {
+          if (deadline > now) continue;
+          awaitingInit.delete(socket);
+          socket.close(
+            ProtocolCloseCode.ConnectionInitialisationTimeout,
+            'Connection initialisation timeout',
+          );
+        }
+      },
+      Math.min(250, connectionInitTimeoutMs),
+    );
+    timer.unref();
+  }
   const keepAlive = keepAliveMs > 0 && Number.isFinite(keepAliveMs) ? new KeepAlive(keepAliveMs) : null;
 
   wss.on('connection', (socket: WebSocket, request: IncomingMessage) => {
-    socket.once('error', (err) => {
+    let errored = false;
+    socket.on('error', (err) => {
+      if (errored) return;
+      errored = true;
       // e.g. a message over maxPayload: ws has already started closing with 1009.
       logger.warn('websocket error', { err });
       socket.close(ProtocolCloseCode.InternalServerError, 'Internal server error');
     });
     keepAlive?.add(socket);
+    if (connectionInitTimeoutMs > 0) awaitingInit.set(socket, Date.now() + connectionInitTimeoutMs);
 
     let slow = false;
     const send = (data: string) => {
@@ -160,21 +198,31 @@ export function useGraphQLWsServer<P extends Record<string, unknown>>(
         protocol: socket.protocol,
         send,
         close: (code, reason) => socket.close(code, reason),
-        onMessage: (cb) =>
-          socket.on('message', async (data) => {
+        onMessage: (cb) => {
+          const failed = (err: unknown) => {
+            logger.error('websocket message handling failed', { err });
+            socket.close(ProtocolCloseCode.InternalServerError, 'Internal server error');
+          };
+          socket.on('message', (data) => {
+            const text = String(data);
+            if (awaitingInit.has(socket) && isConnectionInit(text)) awaitingInit.delete(socket);
+            let pending: Promise<void>;
             try {
-              await cb(String(data));
+              pending = cb(text);
             } catch (err) {
-              logger.error('websocket message handling failed', { err });
-              socket.close(ProtocolCloseCode.InternalServerError, 'Internal server error');
+              failed(err);
+              return;
             }
-          }),
+            pending.then(undefined, failed);
+          });
+        },
       },
       extra,
     );
 
-    socket.once('close', (code, reason) => {
+    socket.on('close', (code, reason) => {
       keepAlive?.remove(socket);
+      awaitingInit.delete(socket);
       void closed(code, String(reason));
     });
   });

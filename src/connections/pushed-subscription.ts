@@ -78,7 +78,23 @@ export async function pushSubscription(
       ? { ...source, errors: source.errors.map((error) => target.maskError(error)) }
       : source;
   }
-  return new PushedStream(source, args, target, target.observe?.());
+  const hooks = target.observe?.();
+  return new PushedStream(
+    source,
+    args,
+    { id: target.id, send: target.send, formatError: target.formatError, maskError: target.maskError },
+    hooks,
+  );
+}
+
+class StreamSink {
+  constructor(readonly stream: PushedStream) {}
+  next(value: unknown): void {
+    this.stream.push(value);
+  }
+  end(failure?: { readonly error: unknown }): void {
+    this.stream.finish(failure);
+  }
 }
 
 class PushedStream implements AsyncIterableIterator<never> {
@@ -126,10 +142,7 @@ class PushedStream implements AsyncIterableIterator<never> {
     });
     const source = this.#source;
     if (source instanceof AsyncQueue) {
-      source.pipeTo({
-        next: (value) => this.#push(value),
-        end: (failure) => this.#end(failure),
-      });
+      source.pipeTo(new StreamSink(this));
     } else {
       void this.#iterate(source);
     }
@@ -159,6 +172,14 @@ class PushedStream implements AsyncIterableIterator<never> {
     } catch (error) {
       this.#end({ error });
     }
+  }
+
+  push(value: unknown): void {
+    this.#push(value);
+  }
+
+  finish(failure?: { readonly error: unknown }): void {
+    this.#end(failure);
   }
 
   #push(value: unknown): void {

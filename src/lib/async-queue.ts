@@ -21,11 +21,16 @@ export class AsyncQueue<T> implements AsyncIterableIterator<T> {
   #failure: { error: unknown } | undefined;
   #ended = false;
   #closed = false;
-  readonly #onClose: () => void;
+  readonly #onClose: (() => void) | undefined;
 
   /** @param onClose runs once, when the consumer stops or the queue ends. */
-  constructor(onClose: () => void = () => {}) {
+  constructor(onClose?: () => void) {
     this.#onClose = onClose;
+  }
+
+  /** Runs once when the queue closes; subclasses may override instead of passing onClose. */
+  protected closed(): void {
+    this.#onClose?.();
   }
 
   /** Whether values are still accepted. */
@@ -136,6 +141,6 @@ export class AsyncQueue<T> implements AsyncIterableIterator<T> {
   #close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#onClose();
+    this.closed();
   }
 }

@@ -15,6 +15,49 @@ export interface ObservedOperation {
   readonly contextValue?: unknown;
 }
 
+/** The delivered counter's child per field, made once (a lookup by label per event costs). */
+const deliveredByField = new WeakMap<Metrics, Map<string, { inc(): void }>>();
+
+function deliveredCounter(metrics: Metrics, field: string): { inc(): void } {
+  let byField = deliveredByField.get(metrics);
+  if (!byField) {
+    byField = new Map();
+    deliveredByField.set(metrics, byField);
+  }
+  let counter = byField.get(field);
+  if (!counter) {
+    counter = metrics.eventsDelivered.labels(field);
+    byField.set(field, counter);
+  }
+  return counter;
+}
+
+/** One object per subscription, methods on the prototype: no closures, no context. */
+class SubscriptionObserver implements Required<IterableHooks<unknown>> {
+  #ended = false;
+  constructor(
+    readonly metrics: Metrics,
+    readonly field: string,
+    readonly trace:
+      | { take(): { replayed?: boolean | undefined; appendedAt?: number | undefined } | null }
+      | undefined,
+  ) {}
+  onValue(): void {
+    deliveredCounter(this.metrics, this.field).inc();
+    const event = this.trace?.take();
+    if (!event) return;
+    if (event.replayed) this.metrics.eventsReplayed.inc();
+    else if (event.appendedAt !== undefined) {
+      this.metrics.deliveryLag.observe(Math.max(0, Date.now() - event.appendedAt) / 1000);
+    }
+  }
+  onEnd(): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.metrics.activeSubscriptions.dec({ field: this.field });
+  }
+}
+
 /**
  * Counts a subscription as active from now until the returned `onEnd`, and each result sent
  * through `onValue`: the delivered counter, the replayed counter and the delivery lag of live
@@ -28,25 +71,8 @@ export function observeSubscription(
   const first = definition?.selectionSet.selections[0];
   const field = first?.kind === Kind.FIELD ? first.name.value : 'unknown';
   const trace = (operation.contextValue as Partial<GraphQLContext> | undefined)?.deliveryTrace;
-  const delivered = metrics.eventsDelivered.labels(field);
   metrics.activeSubscriptions.inc({ field });
-  let ended = false;
-  return {
-    onValue: () => {
-      delivered.inc();
-      const event = trace?.take();
-      if (!event) return;
-      if (event.replayed) metrics.eventsReplayed.inc();
-      else if (event.appendedAt !== undefined) {
-        metrics.deliveryLag.observe(Math.max(0, Date.now() - event.appendedAt) / 1000);
-      }
-    },
-    onEnd: () => {
-      if (ended) return;
-      ended = true;
-      metrics.activeSubscriptions.dec({ field });
-    },
-  };
+  return new SubscriptionObserver(metrics, field, trace);
 }
 
 /**

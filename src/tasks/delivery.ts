@@ -21,6 +21,85 @@ function cursorExpired(error: CursorExpiredError, after: string | null) {
   );
 }
 
+type Tasks = Backend['tasks'];
+
+/** One taskCompleted stream: its state in fields, its steps as methods (no closure per step). */
+class CompletionQueue extends AsyncQueue<DeliveredEvent> {
+  /** Live events held back while the log is being read; `null` when passing them on directly. */
+  buffer: TaskEvent[] | null = [];
+  /** Newest event passed on; a live event at or below it is a duplicate. */
+  lastCursor: string | null;
+  /** Where a catch-up reads from when nothing was delivered yet (subscribed without `after`). */
+  baseline: string | null = null;
+  gapWhileReading = false;
+  unsubscribe: () => void = noop;
+  readonly onEvent: (event: TaskEvent) => void;
+  readonly onGap: () => void;
+
+  constructor(
+    readonly tasks: Tasks,
+    readonly userId: string,
+    after: string | null,
+  ) {
+    super();
+    this.lastCursor = after;
+    // The two callbacks the bus needs share one context.
+    this.onEvent = (event) => {
+      if (this.buffer) this.buffer.push(event);
+      else this.deliver(event, false);
+    };
+    this.onGap = () => this.catchUp();
+  }
+
+  protected override closed(): void {
+    this.unsubscribe();
+  }
+
+  deliver(event: TaskEvent, replayed: boolean): void {
+    if (!isFinal(event.task.status)) return;
+    if (this.lastCursor !== null && this.tasks.compareCursors(event.cursor, this.lastCursor) <= 0) return;
+    this.lastCursor = event.cursor;
+    this.push({ ...event, replayed });
+  }
+
+  async readLog(from: string | null): Promise<void> {
+    for (let cursor = from; ; ) {
+      const page = await this.tasks.readEvents(this.userId, cursor, { finalOnly: true, limit: REPLAY_PAGE });
+      for (const event of page) this.deliver(event, true);
+      cursor = page.at(-1)?.cursor ?? cursor;
+      if (page.length < REPLAY_PAGE) return;
+    }
+  }
+
+  drainBuffer(): void {
+    const held = this.buffer ?? [];
+    this.buffer = null;
+    for (const event of held) this.deliver(event, false);
+  }
+
+  catchUp(): void {
+    if (!this.open) return;
+    if (this.buffer) {
+      this.gapWhileReading = true;
+      return;
+    }
+    this.buffer = [];
+    this.readLog(this.lastCursor ?? this.baseline).then(
+      () => {
+        this.drainBuffer();
+        if (this.gapWhileReading) {
+          this.gapWhileReading = false;
+          this.catchUp();
+        }
+      },
+      (error: unknown) =>
+        this.fail(error instanceof CursorExpiredError ? cursorExpired(error, this.lastCursor) : error),
+    );
+  }
+}
+
+const noop = () => {};
+
 /**
  * The subscriptions' streams, built so that nothing is lost or repeated at the seam between the
  * log and the live bus: listen first (buffering), read the log, then pass on only live events
@@ -57,75 +136,20 @@ export class Delivery {
       }
     }
 
-    /** Live events held back while the log is being read; `null` when passing them on directly. */
-    let buffer: TaskEvent[] | null = [];
-    /** Newest event passed on; a live event at or below it is a duplicate. */
-    let lastCursor = after;
-    /** Where a catch-up reads from when nothing was delivered yet (subscribed without `after`). */
-    let baseline: string | null = null;
-    let gapWhileReading = false;
-
-    const queue = new AsyncQueue<DeliveredEvent>(() => unsubscribe());
-    const isNew = (event: TaskEvent) =>
-      lastCursor === null || tasks.compareCursors(event.cursor, lastCursor) > 0;
-    const deliver = (event: TaskEvent, replayed: boolean) => {
-      if (!isFinal(event.task.status) || !isNew(event)) return;
-      lastCursor = event.cursor;
-      queue.push({ ...event, replayed });
-    };
-    const readLog = async (from: string | null) => {
-      for (let cursor = from; ; ) {
-        const page = await tasks.readEvents(userId, cursor, { finalOnly: true, limit: REPLAY_PAGE });
-        for (const event of page) deliver(event, true);
-        cursor = page.at(-1)?.cursor ?? cursor;
-        if (page.length < REPLAY_PAGE) return;
-      }
-    };
-    const drainBuffer = () => {
-      const held = buffer ?? [];
-      buffer = null;
-      for (const event of held) deliver(event, false);
-    };
-    const catchUp = () => {
-      if (!queue.open) return;
-      if (buffer) {
-        gapWhileReading = true;
-        return;
-      }
-      buffer = [];
-      readLog(lastCursor ?? baseline).then(
-        () => {
-          drainBuffer();
-          if (gapWhileReading) {
-            gapWhileReading = false;
-            catchUp();
-          }
-        },
-        (error: unknown) =>
-          queue.fail(error instanceof CursorExpiredError ? cursorExpired(error, lastCursor) : error),
-      );
-    };
-
-    const unsubscribe = await bus.subscribe(
-      userId,
-      (event) => {
-        if (buffer) buffer.push(event);
-        else deliver(event, false);
-      },
-      catchUp,
-    );
+    const queue = new CompletionQueue(tasks, userId, after);
+    queue.unsubscribe = await bus.subscribe(userId, queue.onEvent, queue.onGap);
     try {
-      if (after === null) baseline = await tasks.lastCursor(userId);
-      else await readLog(after);
+      if (after === null) queue.baseline = await tasks.lastCursor(userId);
+      else await queue.readLog(after);
     } catch (error) {
-      unsubscribe();
+      queue.unsubscribe();
       if (error instanceof CursorExpiredError) throw cursorExpired(error, after);
       throw error;
     }
-    drainBuffer();
-    if (gapWhileReading) {
-      gapWhileReading = false;
-      catchUp();
+    queue.drainBuffer();
+    if (queue.gapWhileReading) {
+      queue.gapWhileReading = false;
+      queue.catchUp();
     }
     return queue;
   }

@@ -61,7 +61,8 @@ export class RedisChannels {
     let state = this.#channels.get(channel);
     if (!state) state = this.#open(channel);
     const registration: Registration = { onMessage, active: true };
-    state.registrations = [...state.registrations, registration];
+    state.registrations =
+      state.registrations.length === 0 ? [registration] : state.registrations.concat(registration);
     try {
       await state.subscribed;
     } catch (error) {
