@@ -2,8 +2,9 @@
  * `npm run bench`: measures the service (embedded and Redis mode) and a raw ws + ioredis baseline
  * under the same load, and writes report.json, report.md and latency.svg. See README "Benchmark".
  *
- * Processes: this orchestrator; the system under test (`node --import tsx src/main.ts`, or
- * baseline-server.ts); a load generator holding the N client sockets; a publisher making the
+ * Processes: this orchestrator; the system under test (the service as `npm start` runs it,
+ * `node build/main.js` compiled by `npm run build:server`, or baseline-server.ts compiled the same
+ * way: plain JavaScript, without tsx's per-function name wrappers); a load generator holding the N client sockets; a publisher making the
  * events. Each child starts through `bash -c 'ulimit -n …; exec node …'`, so server and client
  * sockets live in different processes, each under the fd limit.
  */
@@ -13,6 +14,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { build as esbuild } from 'esbuild';
 import { Redis } from 'ioredis';
 import { heapAfterGc, heapByKind } from './inspector.js';
 import { type BenchOptions, parseOptions, type SystemName, USAGE } from './options.js';
@@ -145,7 +147,7 @@ interface GcTotals {
 
 /**
  * Counts GC work from a child's `--trace-gc` lines. Lines start with `[pid:isolate]`; the busiest
- * isolate is the main thread (tsx runs a loader thread beside it).
+ * isolate is the main thread (a loader thread, if any, runs beside it).
  */
 class GcCounter {
   readonly #isolates = new Map<string, GcTotals>();
@@ -275,7 +277,39 @@ const FANOUT_PATHS: Record<SystemName, { path: FanoutPath; description: string; 
 };
 
 /** Runs one system under test from start to stop; never throws (errors land in the report). */
-async function runSystem(system: SystemName, options: BenchOptions, notes: string[]): Promise<SystemReport> {
+/** The servers as plain JavaScript: the service as `npm start` runs it, and the baseline. */
+interface CompiledServers {
+  readonly service: string;
+  readonly baseline: string;
+}
+
+/**
+ * Compiles both servers before they are measured. Under tsx every named function is wrapped to keep
+ * its name, which makes each closure cost about 250 B more heap; `npm start` runs compiled code.
+ */
+async function compileServers(): Promise<CompiledServers> {
+  execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: REPO_ROOT, stdio: 'inherit' });
+  // Inside the repository, so that its packages resolve from node_modules.
+  const baseline = path.join(REPO_ROOT, 'build', 'bench', 'baseline-server.mjs');
+  await esbuild({
+    entryPoints: [path.join(BENCH_DIR, 'baseline-server.ts')],
+    outfile: baseline,
+    bundle: true,
+    packages: 'external',
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    logLevel: 'warning',
+  });
+  return { service: path.join(REPO_ROOT, 'build', 'main.js'), baseline };
+}
+
+async function runSystem(
+  system: SystemName,
+  options: BenchOptions,
+  notes: string[],
+  compiled: CompiledServers,
+): Promise<SystemReport> {
   const label = system === 'baseline' ? 'baseline (raw ws + ioredis)' : `service, ${system} mode`;
   const paths = FANOUT_PATHS[system];
   /** Monotonic µs intervals of the measured step windows, to cut the CPU profile to them. */
@@ -366,12 +400,7 @@ async function runSystem(system: SystemName, options: BenchOptions, notes: strin
     serverLog = stdoutLog;
     server = spawnNode({
       name: system,
-      nodeArgs: [
-        ...nodeFlags,
-        '--import',
-        'tsx',
-        system === 'baseline' ? path.join(BENCH_DIR, 'baseline-server.ts') : 'src/main.ts',
-      ],
+      nodeArgs: [...nodeFlags, system === 'baseline' ? compiled.baseline : compiled.service],
       env,
       cwd: REPO_ROOT,
       fdLimit,
@@ -746,7 +775,7 @@ async function runSystem(system: SystemName, options: BenchOptions, notes: strin
     for (const child of [server, loadgen, publisher]) if (child) children.delete(child);
   }
   if (options.cpuProf && fs.existsSync(profileDir)) {
-    // The main thread's profile is the largest (tsx's loader thread writes one too).
+    // The main thread's profile is the largest (a loader thread, if any, writes one too).
     const [main] = fs
       .readdirSync(profileDir)
       .filter((file) => file.endsWith('.cpuprofile'))
@@ -851,7 +880,8 @@ async function main(): Promise<void> {
       `fan-out rates ${options.rates.join(',')}, e2e rates ${options.e2eRates.join(',')}; load average ${loadBefore.map((v) => v.toFixed(2)).join(' ')}`,
   );
   const results: SystemReport[] = [];
-  for (const system of systems) results.push(await runSystem(system, options, notes));
+  const compiled = await compileServers();
+  for (const system of systems) results.push(await runSystem(system, options, notes, compiled));
   notes.push(
     "Fan-out steps time only the completing write: the tasks are created before the step window (their QUEUED events reach the server then), so each measured event is one publish, like the baseline's.",
     'Latency = receive time in the load generator − sentAt stamped by the publisher (same machine clock, performance.timeOrigin + performance.now()). ' +
