@@ -276,7 +276,6 @@ const FANOUT_PATHS: Record<SystemName, { path: FanoutPath; description: string; 
   },
 };
 
-/** Runs one system under test from start to stop; never throws (errors land in the report). */
 /** The servers as plain JavaScript: the service as `npm start` runs it, and the baseline. */
 interface CompiledServers {
   readonly service: string;
@@ -304,6 +303,7 @@ async function compileServers(): Promise<CompiledServers> {
   return { service: path.join(REPO_ROOT, 'build', 'main.js'), baseline };
 }
 
+/** Runs one system under test from start to stop; never throws (errors land in the report). */
 async function runSystem(
   system: SystemName,
   options: BenchOptions,
