@@ -10,6 +10,7 @@ import {
 } from 'jose';
 import type { AuthConfig } from '../config.js';
 import { clientError, ErrorCode } from '../errors.js';
+import { BoundedMap } from '../lib/bounded-map.js';
 import { SERVICE_ROLE, type Viewer } from './viewer.js';
 
 /** Why a token was refused; the message is safe to show to the caller. */
@@ -80,7 +81,7 @@ export function createTokenVerifier(auth: AuthConfig): TokenVerifier {
   };
   // The same token string always verifies to the same caller until it expires, and a signature
   // check costs tens of microseconds: remember recent ones (oldest dropped first).
-  const verified = new Map<string, Viewer>();
+  const verified = new BoundedMap<string, Viewer>(VERIFIED_TOKEN_CACHE_SIZE);
   return {
     async verify(token, options) {
       if (options?.cache === false) return verifyNow(token);
@@ -88,10 +89,6 @@ export function createTokenVerifier(auth: AuthConfig): TokenVerifier {
       if (known && (known.expiresAt === null || known.expiresAt > Date.now())) return known;
       verified.delete(token);
       const viewer = await verifyNow(token);
-      if (verified.size >= VERIFIED_TOKEN_CACHE_SIZE) {
-        const oldest = verified.keys().next();
-        if (!oldest.done) verified.delete(oldest.value);
-      }
       verified.set(token, viewer);
       return viewer;
     },

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { CursorExpiredError, InvalidCursorError } from '../../errors.js';
+import { BoundedMap } from '../../lib/bounded-map.js';
 import { isFinal, type Task, type TaskEvent } from '../../tasks/task.js';
 import type {
   ReadEventsOptions,
@@ -69,10 +70,18 @@ export interface RedisRepositoryOptions {
  * Tasks as Redis hashes, each user's event log as a Redis Stream whose ids are the cursors, and
  * each transition one Lua script that also publishes the event on the user's channel.
  */
+/** Owners remembered per repository (about 150 bytes each). */
+const OWNER_CACHE_SIZE = 50_000;
+
 export class RedisRepository implements TaskRepository {
   readonly #client: RedisClient & ScriptCommands;
   readonly #keys: RedisKeys;
   readonly #retention: number;
+  /**
+   * Task id -> owner, for tasks this process created or looked up: a task's owner never changes,
+   * and a worker transitions the same task several times, so most transitions skip the GET.
+   */
+  readonly #owners = new BoundedMap<string, string>(OWNER_CACHE_SIZE);
   readonly #observe: TaskEventObserver | undefined;
 
   constructor({ client, keys, eventRetention, observe }: RedisRepositoryOptions) {
@@ -89,6 +98,7 @@ export class RedisRepository implements TaskRepository {
     const keys = this.#keys;
     // The owner key is written first so that the task is findable by id as soon as it exists.
     await this.#client.set(keys.owner(task.id), task.userId);
+    this.#owners.set(task.id, task.userId);
     const seq = await this.#client.incr(keys.sequence());
     const appendedAt = Date.now();
     const [created, value] = await this.#client.tssCreateTask(
@@ -114,14 +124,24 @@ export class RedisRepository implements TaskRepository {
       if (created === 1) this.#observe?.({ cursor: value, task, appendedAt }, null);
       return { task, created: true };
     }
+    this.#owners.delete(task.id);
     await this.#client.del(keys.owner(task.id));
     const existing = await this.get(value);
     if (!existing) throw new Error(`idempotency key points to missing task ${value}`);
     return { task: existing, created: false };
   }
 
-  async get(id: string): Promise<Task | null> {
+  /** The owner of task `id`, from the cache or the owner key; null when there is no such task. */
+  async #ownerOf(id: string): Promise<string | null> {
+    const cached = this.#owners.get(id);
+    if (cached !== undefined) return cached;
     const userId = await this.#client.get(this.#keys.owner(id));
+    if (userId !== null) this.#owners.set(id, userId);
+    return userId;
+  }
+
+  async get(id: string): Promise<Task | null> {
+    const userId = await this.#ownerOf(id);
     if (userId === null) return null;
     return this.#read(userId, id);
   }
@@ -167,7 +187,7 @@ export class RedisRepository implements TaskRepository {
   }
 
   async transition(id: string, change: TaskChange): Promise<TaskEvent | null> {
-    const userId = await this.#client.get(this.#keys.owner(id));
+    const userId = await this.#ownerOf(id);
     if (userId === null) return null;
     for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
       const current = await this.#read(userId, id);
