@@ -293,7 +293,7 @@ export function buildApp({ config, kinds = BUILT_IN_KINDS, ...deps }: AppDeps): 
     if (health(req, res)) return;
     const path = (req.url ?? '/').split('?')[0];
     if (path === METRICS_PATH && config.metrics && req.method === 'GET') {
-      metrics.render().then(
+      metrics.render(req.url).then(
         ({ contentType, body }) => res.writeHead(200, { 'content-type': contentType }).end(body),
         (err: unknown) => {
           logger.error('metrics rendering failed', { err });

@@ -42,7 +42,7 @@ async function main(): Promise<void> {
     opsServer = createServer((req, res) => {
       if (health(req, res)) return;
       if ((req.url ?? '').split('?')[0] === '/metrics' && config.metrics) {
-        metrics.render().then(
+        metrics.render(req.url).then(
           ({ contentType, body }) => res.writeHead(200, { 'content-type': contentType }).end(body),
           () => res.writeHead(500).end(),
         );

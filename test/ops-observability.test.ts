@@ -46,6 +46,20 @@ describe('/metrics after a known workload', () => {
     expect(metrics.has('process_cpu_user_seconds_total')).toBe(true);
   });
 
+  it('renders only the metrics named with ?name=, leaving unknown names out', async () => {
+    const response = await fetch(
+      `${baseOf(server)}/metrics?name=tss_queue_depth&name=tss_websocket_connections&name=no_such_metric`,
+    );
+    expect(response.status).toBe(200);
+    const body = await response.text();
+    const names = body
+      .split('\n')
+      .filter((line) => line.startsWith('# TYPE '))
+      .map((line) => line.split(' ')[2]);
+    expect(names.sort()).toEqual(['tss_queue_depth', 'tss_websocket_connections']);
+    expect(body).toMatch(/^tss_queue_depth 0$/m);
+  });
+
   it('counts connections, subscriptions, events published, delivered and replayed, lag, durations and auth failures exactly', async () => {
     const token = await server.token('metrics-user');
     const before = await lastEventCursor(server, token);

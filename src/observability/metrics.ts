@@ -166,8 +166,19 @@ export class Metrics {
     this.#sources = sources;
   }
 
-  /** The Prometheus text exposition of every metric. */
-  async render(): Promise<{ contentType: string; body: string }> {
-    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  /**
+   * The Prometheus text exposition of every metric, or of just the metrics named in the request
+   * URL's `name` parameters (`/metrics?name=tss_subscriptions_active`): a cheap read of one gauge,
+   * where a full scrape also lists this process's open file descriptors. Unknown names are left out.
+   */
+  async render(url = ''): Promise<{ contentType: string; body: string }> {
+    const names = new URL(url, 'http://localhost').searchParams.getAll('name');
+    if (names.length === 0)
+      return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+    const parts: string[] = [];
+    for (const name of new Set(names)) {
+      if (this.registry.getSingleMetric(name)) parts.push(await this.registry.getSingleMetricAsString(name));
+    }
+    return { contentType: this.registry.contentType, body: parts.length > 0 ? `${parts.join('\n')}\n` : '' };
   }
 }
