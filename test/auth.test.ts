@@ -1,8 +1,14 @@
 import { SignJWT } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { mintToken } from '../src/auth/tokens.js';
-import { waitFor } from './utils/deferred.js';
-import { type GraphQLResponse, startTestServer, TEST_SECRET, type TestServer } from './utils/tserver.js';
+import {
+  type GraphQLResponse,
+  startTaskWith,
+  startTestServer,
+  TEST_SECRET,
+  type TestServer,
+  waitForTaskStatus,
+} from './utils/tserver.js';
 import { collect, createWsClient, openRawSocket } from './utils/ws-clients.js';
 
 const OTHER_SECRET = 'a-different-secret-that-is-also-32-bytes-long!';
@@ -94,24 +100,11 @@ function tokenWithoutSubject(): Promise<string> {
     .sign(new TextEncoder().encode(TEST_SECRET));
 }
 
-async function startTask(
-  server: TestServer,
-  token: string,
-  input: Record<string, unknown>,
-): Promise<TaskData> {
-  const response = await server.gql<{ startTask: TaskData }>(START, { input }, token);
-  expect(response.errors).toBeUndefined();
-  const task = response.data?.startTask;
-  if (!task) throw new Error('startTask returned no task');
-  return task;
-}
+const startTask = (server: TestServer, token: string, input: Record<string, unknown>) =>
+  startTaskWith<TaskData>(server, token, START, input);
 
-async function waitForStatus(server: TestServer, token: string, id: string, status: string) {
-  return waitFor(async () => {
-    const response = await server.gql<{ task: TaskData | null }>(GET_TASK, { id }, token);
-    return response.data?.task?.status === status ? response.data.task : undefined;
-  }, `task ${id} to be ${status}`);
-}
+const waitForStatus = (server: TestServer, token: string, id: string, status: string) =>
+  waitForTaskStatus<TaskData>(server, token, GET_TASK, id, status);
 
 describe('auth over HTTP', () => {
   let server: TestServer;

@@ -5,8 +5,14 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
 import { ConfigError, loadConfig } from '../src/config.js';
-import { waitFor } from './utils/deferred.js';
-import { type GraphQLResponse, makeTempDir, startTestServer, type TestServer } from './utils/tserver.js';
+import {
+  type GraphQLResponse,
+  makeTempDir,
+  startTaskWith,
+  startTestServer,
+  type TestServer,
+  waitForTaskStatus,
+} from './utils/tserver.js';
 import { collect, createWsClient, openRawSocket } from './utils/ws-clients.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../', import.meta.url));
@@ -129,24 +135,11 @@ function upgradeAndReadClose(
   });
 }
 
-async function startTask(
-  server: TestServer,
-  token: string,
-  input: Record<string, unknown>,
-): Promise<TaskData> {
-  const response = await server.gql<{ startTask: TaskData }>(START, { input }, token);
-  expect(response.errors).toBeUndefined();
-  const task = response.data?.startTask;
-  if (!task) throw new Error('startTask returned no task');
-  return task;
-}
+const startTask = (server: TestServer, token: string, input: Record<string, unknown>) =>
+  startTaskWith<TaskData>(server, token, START, input);
 
-async function waitForStatus(server: TestServer, token: string, id: string, status: string) {
-  return waitFor(async () => {
-    const response = await server.gql<{ task: TaskData | null }>(GET_TASK, { id }, token);
-    return response.data?.task?.status === status ? response.data.task : undefined;
-  }, `task ${id} to be ${status}`);
-}
+const waitForStatus = (server: TestServer, token: string, id: string, status: string) =>
+  waitForTaskStatus<TaskData>(server, token, GET_TASK, id, status);
 
 async function listAll(server: TestServer, token: string): Promise<TaskData[]> {
   const response = await server.gql<{ tasks: { nodes: TaskData[] } }>(LIST_TASKS, { first: 100 }, token);

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { defineKind, TaskFailure } from '../src/tasks/kinds/kind.js';
 import { waitFor } from './utils/deferred.js';
-import { type GraphQLResponse, startTestServer, type TestServer } from './utils/tserver.js';
+import { type GraphQLResponse, startTaskWith, startTestServer, type TestServer } from './utils/tserver.js';
 import { createUrqlClient } from './utils/urql.js';
 import { collect, createWsClient } from './utils/ws-clients.js';
 
@@ -140,15 +140,8 @@ function errorCode(response: GraphQLResponse<unknown>): unknown {
   return response.errors?.[0]?.extensions?.['code'];
 }
 
-async function startTask(
-  server: TestServer,
-  token: string,
-  input: Record<string, unknown>,
-): Promise<TaskView> {
-  const response = await server.gql<{ startTask: TaskView }>(START_TASK, { input }, token);
-  expect(response.errors).toBeUndefined();
-  return must(response.data?.startTask, 'a started task');
-}
+const startTask = (server: TestServer, token: string, input: Record<string, unknown>) =>
+  startTaskWith<TaskView>(server, token, START_TASK, input);
 
 async function getTask(server: TestServer, token: string, id: string): Promise<TaskView> {
   const response = await server.gql<{ task: TaskView | null }>(GET_TASK, { id }, token);

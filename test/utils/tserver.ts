@@ -1,11 +1,12 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll } from 'vitest';
+import { afterAll, expect } from 'vitest';
 import { type App, createApp } from '../../src/app.js';
 import { mintToken } from '../../src/auth/tokens.js';
 import { loadConfig } from '../../src/config.js';
 import type { TaskKind } from '../../src/tasks/kinds/kind.js';
+import { waitFor } from './deferred.js';
 import { deletePrefix, TEST_BACKEND, TEST_REDIS_URL, uniquePrefix } from './redis.js';
 
 export const TEST_SECRET = 'test-secret-that-is-at-least-32-bytes-long!';
@@ -33,6 +34,37 @@ export interface GraphQLResponse<T> {
   readonly status: number;
   readonly data?: T | null;
   readonly errors?: { message: string; extensions?: Record<string, unknown>; path?: unknown[] }[];
+}
+
+/**
+ * Runs `start` (a `startTask(input: $input)` mutation selecting the caller's fields) as `token`
+ * and returns the task; fails the test when the mutation answers with errors.
+ */
+export async function startTaskWith<T>(
+  server: TestServer,
+  token: string,
+  start: string,
+  input: Record<string, unknown>,
+): Promise<T> {
+  const response = await server.gql<{ startTask: T }>(start, { input }, token);
+  expect(response.errors).toBeUndefined();
+  const task = response.data?.startTask;
+  if (!task) throw new Error('startTask returned no task');
+  return task;
+}
+
+/** Polls `get` (a `task(id: $id)` query selecting `status`) as `token` until the task has `status`. */
+export function waitForTaskStatus<T extends { readonly status: string }>(
+  server: TestServer,
+  token: string,
+  get: string,
+  id: string,
+  status: string,
+): Promise<T> {
+  return waitFor(async () => {
+    const response = await server.gql<{ task: T | null }>(get, { id }, token);
+    return response.data?.task?.status === status ? response.data.task : undefined;
+  }, `task ${id} to be ${status}`);
 }
 
 /** POSTs a GraphQL operation to `url` with `token` as bearer; returns the status and the body. */
