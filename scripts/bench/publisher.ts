@@ -9,7 +9,7 @@ import { Redis } from 'ioredis';
 import { mintToken } from '../../src/auth/tokens.js';
 import { RedisKeys } from '../../src/store/redis/keys.js';
 import { RedisRepository } from '../../src/store/redis/redis-repository.js';
-import { type Json, type Task, TaskStatus } from '../../src/tasks/task.js';
+import { newTask } from '../../src/tasks/task.js';
 import { externalFinish } from '../../src/tasks/transitions.js';
 import {
   type BenchStamp,
@@ -125,29 +125,6 @@ function errorText(reply: GraphQLReply): string | null {
   return reply.errors && reply.errors.length > 0 ? (reply.errors[0]?.message ?? 'error') : null;
 }
 
-/** A new QUEUED task as `TaskService.start` builds it. */
-function newTask(user: number, kind: string, external: boolean, input: Json): Task {
-  const now = Date.now();
-  return {
-    id: randomUUID(),
-    userId: userId(user),
-    kind,
-    status: TaskStatus.Queued,
-    input,
-    result: null,
-    error: null,
-    progress: 0,
-    attempts: 0,
-    createdAt: now,
-    startedAt: null,
-    finishedAt: null,
-    runAt: now,
-    external,
-    idempotencyKey: null,
-    version: 1,
-  };
-}
-
 interface PaceResult {
   issued: number;
   sent: number;
@@ -251,7 +228,7 @@ async function prepare({ count, maxRate }: { count: number; maxRate: number }): 
     const created: ({ id: string; user: number } | undefined)[] = new Array(count);
     const result = await paced(count, maxRate, 500, 600_000, async (n) => {
       const user = users[n] ?? 0;
-      const task = newTask(user, 'external', true, {});
+      const task = newTask({ userId: userId(user), kind: 'external', input: {}, external: true });
       await repo.create(task);
       created[n] = { id: task.id, user };
       return null;

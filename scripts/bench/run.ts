@@ -16,6 +16,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build as esbuild } from 'esbuild';
 import { Redis } from 'ioredis';
+import { freePort, inheritedEnv } from '../lib/local.js';
 import { heapAfterGc, heapByKind } from './inspector.js';
 import { type BenchOptions, parseOptions, type SystemName, USAGE } from './options.js';
 import { summarizeProfile } from './profile-summary.js';
@@ -35,7 +36,6 @@ import {
 import { RpcClient } from './rpc.js';
 import { round } from './stats.js';
 import {
-  freePort,
   hardFdLimit,
   httpGet,
   machineCpu,
@@ -52,22 +52,6 @@ import {
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const BENCH_DIR = fileURLToPath(new URL('./', import.meta.url));
-/** Variables of our environment that would change how a child authenticates, stores or runs. */
-const SCRUBBED_ENV = [
-  'AUTH_JWT_SECRET',
-  'AUTH_JWKS_URL',
-  'AUTH_PUBLIC_KEY',
-  'REDIS_URL',
-  'REDIS_KEY_PREFIX',
-  'NODE_ENV',
-  'PORT',
-  'HOST',
-  'DATA_DIR',
-  'WORKER_CONCURRENCY',
-  'LOG_LEVEL',
-  'NODE_OPTIONS',
-  'EVENT_RETENTION',
-];
 const EVENT_RETENTION = 1_000;
 /** How often the open phase asks the server how many subscriptions are in effect. */
 const CONFIRM_POLL_MS = 50;
@@ -82,14 +66,6 @@ const SATURATED_PERCENT = 85;
 
 const cleanups: (() => Promise<void>)[] = [];
 const children = new Set<SpawnedChild>();
-
-function baseEnv(): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const [key, value] of Object.entries(process.env)) {
-    if (value !== undefined && !SCRUBBED_ENV.includes(key)) env[key] = value;
-  }
-  return env;
-}
 
 /** The clock V8 stamps CPU profiles with (CLOCK_MONOTONIC), in µs. */
 const monotonicUs = () => Number(process.hrtime.bigint() / 1000n);
@@ -381,7 +357,7 @@ async function runSystem(
       ...(options.traceGc ? ['--trace-gc'] : []),
       ...(options.cpuProf && system !== 'baseline' ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []),
     ];
-    const env = baseEnv();
+    const env = inheritedEnv();
     if (system === 'baseline') {
       Object.assign(env, { PORT: String(port), REDIS_URL: options.redisUrl, REDIS_KEY_PREFIX: prefix });
     } else {
@@ -435,7 +411,7 @@ async function runSystem(
       const child = spawnNode({
         name,
         nodeArgs: ['--import', 'tsx', path.join(BENCH_DIR, file)],
-        env: baseEnv(),
+        env: inheritedEnv(),
         cwd: REPO_ROOT,
         fdLimit,
       });

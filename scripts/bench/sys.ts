@@ -1,7 +1,6 @@
 /** Process and machine measurements from /proc, child spawning with a raised fd limit, small helpers. */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 
 /** Clock ticks per second of /proc/<pid>/stat's utime and stime. */
@@ -170,23 +169,6 @@ export async function stopChild(spawned: SpawnedChild, signal: NodeJS.Signals, g
   await Promise.race([spawned.exited, killed]);
   clearTimeout(timer);
   return spawned.exited;
-}
-
-/** A TCP port on 127.0.0.1 that nobody listens on now. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const address = probe.address();
-      if (address === null || typeof address === 'string') {
-        probe.close();
-        reject(new Error('no port from the probe server'));
-        return;
-      }
-      probe.close(() => resolve(address.port));
-    });
-  });
 }
 
 /** GETs a local URL; resolves with status and body, rejects on connection errors or after `timeoutMs`. */

@@ -3,35 +3,12 @@
  * the real entry points. Standalone (no vitest hooks), so the soak can run outside the test runner.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import fs from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { durableRedisArgs, freePort, inheritedEnv } from '../lib/local.js';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
-
-/** A port nobody listens on right now. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const address = probe.address();
-      if (address === null || typeof address === 'string') {
-        probe.close();
-        reject(new Error('no port from the probe server'));
-        return;
-      }
-      probe.close(() => resolve(address.port));
-    });
-  });
-}
-
-export function makeTempDir(prefix: string): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
-}
 
 /** Polls `check` every 100 ms until it returns true or `timeoutMs` passes (then throws). */
 export async function waitUntil(
@@ -184,47 +161,13 @@ export async function redisServer(dir: string): Promise<Restartable> {
     name: 'redis',
     port,
     command: 'redis-server',
-    args: [
-      '--port',
-      String(port),
-      '--bind',
-      '127.0.0.1',
-      '--daemonize',
-      'no',
-      '--save',
-      '',
-      '--appendonly',
-      'yes',
-      '--appendfsync',
-      'always',
-      '--dir',
-      dir,
-    ],
+    args: durableRedisArgs(port, dir),
     ready: () => pingRedis(port),
   });
 }
 
-/** Variables of the soak's own environment that would change how a child authenticates or stores. */
-const SCRUBBED = new Set([
-  'AUTH_JWT_SECRET',
-  'AUTH_JWKS_URL',
-  'AUTH_PUBLIC_KEY',
-  'REDIS_URL',
-  'NODE_ENV',
-  'PORT',
-  'HOST',
-  'DATA_DIR',
-  'WORKER_CONCURRENCY',
-  'LOG_LEVEL',
-  'NODE_OPTIONS',
-]);
-
 function childEnv(extra: Record<string, string>): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const [key, value] of Object.entries(process.env)) {
-    if (value !== undefined && !SCRUBBED.has(key)) env[key] = value;
-  }
-  return { ...env, HOST: '127.0.0.1', NODE_ENV: 'development', ...extra };
+  return { ...inheritedEnv(), HOST: '127.0.0.1', NODE_ENV: 'development', ...extra };
 }
 
 /** `node --import tsx src/main.ts` on a fixed port (kept across restarts); ready when /healthz answers. */

@@ -22,16 +22,16 @@ import {
   type TaskClient,
   type TaskCompletedEvent,
 } from '../../src/client/index.js';
+import { makeTempDir } from '../lib/local.js';
+import { startTcpForwarder, type TcpForwarder } from '../lib/tcp-forwarder.js';
 import {
   gatewayProcess,
-  makeTempDir,
   REPO_ROOT,
   type Restartable,
   redisServer,
   waitUntil,
   workerProcess,
 } from './procs.js';
-import { type ClientProxy, startClientProxy } from './proxy.js';
 
 // ---------------------------------------------------------------------------------------------
 // Options
@@ -242,7 +242,7 @@ interface Slot {
   readonly user: string;
   readonly preferred: number;
   readonly cursorStore: CursorStore;
-  proxy: ClientProxy;
+  proxy: TcpForwarder;
   client: TaskClient | null;
   state: 'normal' | 'asleep' | 'blackholed';
   readonly sleeps: { from: number; to: number }[];
@@ -647,7 +647,7 @@ async function main(): Promise<number> {
         user,
         preferred,
         cursorStore,
-        proxy: await startClientProxy(() => {
+        proxy: await startTcpForwarder(() => {
           const live = livePorts();
           const mine = gateways[preferred]?.port;
           if (mine !== undefined && live.includes(mine)) return mine;

@@ -1,10 +1,9 @@
-import { randomUUID } from 'node:crypto';
 import type { Viewer } from '../auth/viewer.js';
 import { clientError, ErrorCode, InvalidCursorError, rateLimitedError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Backend, RateLimiter, TaskPage } from '../store/ports.js';
 import type { KindRegistry } from './kind-registry.js';
-import { isFinal, type Json, type Task, TaskStatus } from './task.js';
+import { isFinal, type Json, newTask, type Task, type TaskStatus } from './task.js';
 import * as transitions from './transitions.js';
 
 export interface StartTaskArgs {
@@ -133,25 +132,13 @@ export class TaskService {
       const [first] = parsed.problems;
       throw badInput(first?.path ?? 'input', first?.message ?? 'invalid', { problems: parsed.problems });
     }
-    const now = Date.now();
-    const task: Task = {
-      id: randomUUID(),
+    const task = newTask({
       userId,
       kind: kind.name,
-      status: TaskStatus.Queued,
       input: parsed.value,
-      result: null,
-      error: null,
-      progress: 0,
-      attempts: 0,
-      createdAt: now,
-      startedAt: null,
-      finishedAt: null,
-      runAt: now,
       external: kind.external,
       idempotencyKey: args.idempotencyKey ?? null,
-      version: 1,
-    };
+    });
     const { task: stored, created } = await this.#backend.tasks.create(task);
     if (!created) {
       if (stored.kind !== task.kind || JSON.stringify(stored.input) !== JSON.stringify(task.input)) {

@@ -1,3 +1,5 @@
+import { randomUUID } from 'node:crypto';
+
 /** Lifecycle of a task. QUEUED -> RUNNING -> a final status; RUNNING may go back to QUEUED for a retry. */
 export const TaskStatus = {
   Queued: 'QUEUED',
@@ -60,4 +62,38 @@ export interface TaskEvent {
    * the GraphQL contract. Absent on events read from logs written before it existed.
    */
   readonly appendedAt?: number;
+}
+
+/** What a caller decides about a new task; everything else starts the same for every task. */
+export interface NewTask {
+  readonly userId: string;
+  readonly kind: string;
+  readonly input: Json;
+  readonly external: boolean;
+  readonly idempotencyKey?: string | null;
+}
+
+/** A task as it is first stored: a fresh id, QUEUED, version 1, due at `now`. */
+export function newTask(
+  { userId, kind, input, external, idempotencyKey = null }: NewTask,
+  now = Date.now(),
+): Task {
+  return {
+    id: randomUUID(),
+    userId,
+    kind,
+    status: TaskStatus.Queued,
+    input,
+    result: null,
+    error: null,
+    progress: 0,
+    attempts: 0,
+    createdAt: now,
+    startedAt: null,
+    finishedAt: null,
+    runAt: now,
+    external,
+    idempotencyKey,
+    version: 1,
+  };
 }

@@ -2,7 +2,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RedisKeys } from '../../src/store/redis/keys.js';
 import { RedisRepository } from '../../src/store/redis/redis-repository.js';
-import { type Task, TaskStatus } from '../../src/tasks/task.js';
+import { newTask, type Task } from '../../src/tasks/task.js';
 import * as transitions from '../../src/tasks/transitions.js';
 import { deletePrefix, TEST_REDIS_URL, uniquePrefix } from '../utils/redis.js';
 
@@ -33,30 +33,11 @@ describe('scripts re-sent after a lost reply', () => {
     await deletePrefix(TEST_REDIS_URL, prefix);
   });
 
-  function newTask(idempotencyKey: string | null): Task {
-    const now = Date.now();
-    return {
-      id: crypto.randomUUID(),
-      userId: 'resent',
-      kind: 'echo',
-      status: TaskStatus.Queued,
-      input: { value: 1 },
-      result: null,
-      error: null,
-      progress: 0,
-      attempts: 0,
-      createdAt: now,
-      startedAt: null,
-      finishedAt: null,
-      runAt: now,
-      external: false,
-      idempotencyKey,
-      version: 1,
-    };
-  }
+  const resentTask = (idempotencyKey: string | null): Task =>
+    newTask({ userId: 'resent', kind: 'echo', input: { value: 1 }, external: false, idempotencyKey });
 
   it('should report a task created by the first run of a re-sent create as created, and find it by id', async () => {
-    const task = newTask('resent-key');
+    const task = resentTask('resent-key');
     const { created, task: stored } = await repository.create(task);
     expect(created).toBe(true);
     expect(stored.id).toBe(task.id);
@@ -64,7 +45,7 @@ describe('scripts re-sent after a lost reply', () => {
   });
 
   it('should return the event of a re-sent transition that the first run applied, and log it once', async () => {
-    const { task } = await repository.create(newTask(null));
+    const { task } = await repository.create(resentTask(null));
     const after = await repository.lastCursor(task.userId);
     const event = await repository.transition(task.id, transitions.claim(Date.now()));
     expect(event?.task).toMatchObject({ id: task.id, status: 'RUNNING', attempts: 1 });

@@ -1,33 +1,17 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { afterAll } from 'vitest';
+import { freePort, inheritedEnv, makeTempDir } from '../../scripts/lib/local.js';
 import { mintToken } from '../../src/auth/tokens.js';
 import { waitFor } from './deferred.js';
 import type { GraphQLResponse } from './tserver.js';
-import { makeTempDir, postGraphQL } from './tserver.js';
+import { postGraphQL } from './tserver.js';
 
 /** The repository root, where `src/main.ts` lives. */
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 /** The key child servers verify tokens with, unless started without one. */
 export const CHILD_SECRET = 'child-server-secret-that-is-at-least-32-bytes!';
-
-/** Variables of the parent's environment that would change how the child authenticates or stores. */
-const SCRUBBED = [
-  'AUTH_JWT_SECRET',
-  'AUTH_JWKS_URL',
-  'AUTH_PUBLIC_KEY',
-  'REDIS_URL',
-  'NODE_ENV',
-  'PORT',
-  'HOST',
-  'DATA_DIR',
-  'WORKER_CONCURRENCY',
-  'LOG_LEVEL',
-  'GRAPHIQL',
-  'NODE_OPTIONS',
-];
 
 export interface ExitStatus {
   readonly code: number | null;
@@ -90,31 +74,13 @@ afterAll(async () => {
   children.clear();
 });
 
-/** A port nobody listens on right now: bind port 0, read it, close. */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const address = probe.address();
-      if (address === null || typeof address === 'string') {
-        probe.close();
-        reject(new Error('no port from the probe server'));
-        return;
-      }
-      probe.close(() => resolve(address.port));
-    });
-  });
-}
+export { freePort };
 
 /** Spawns the real entry point; does not wait for it to listen (see {@link startChildServer}). */
 export async function spawnChild(options: ChildOptions = {}): Promise<ChildProcessHandle> {
   const port = options.port ?? (await freePort());
   const dataDir = options.dataDir ?? makeTempDir('tss-child-');
-  const env: Record<string, string> = {};
-  for (const [key, value] of Object.entries(process.env)) {
-    if (value !== undefined && !SCRUBBED.includes(key)) env[key] = value;
-  }
+  const env = inheritedEnv();
   Object.assign(
     env,
     {

@@ -4,9 +4,8 @@ import net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll } from 'vitest';
-import { freePort } from './child-server.js';
+import { durableRedisArgs, freePort, makeTempDir } from '../../scripts/lib/local.js';
 import { waitFor } from './deferred.js';
-import { makeTempDir } from './tserver.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -71,20 +70,7 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
   const port = await freePort();
   const dir = makeTempDir('tss-redis-');
   const args = [
-    '--port',
-    String(port),
-    '--bind',
-    '127.0.0.1',
-    '--daemonize',
-    'no',
-    '--save',
-    '',
-    '--appendonly',
-    'yes',
-    '--appendfsync',
-    'always',
-    '--dir',
-    dir,
+    ...durableRedisArgs(port, dir),
     ...(options.cluster
       ? [
           '--cluster-enabled',

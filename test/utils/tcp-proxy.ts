@@ -1,5 +1,5 @@
-import net from 'node:net';
 import { afterAll } from 'vitest';
+import { startTcpForwarder } from '../../scripts/lib/tcp-forwarder.js';
 
 /** A TCP forwarder that can stop passing bytes on while keeping every connection open. */
 export interface TcpProxy {
@@ -20,75 +20,21 @@ afterAll(async () => {
 
 /** Listens on a free port and forwards each connection to 127.0.0.1:`targetPort`; closed after the file. */
 export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
-  let dropping = false;
   let refusing = false;
-  const pairs = new Set<{ client: net.Socket; upstream: net.Socket; lostBytes: boolean }>();
-  const server = net.createServer((client) => {
-    if (refusing) {
-      client.destroy();
-      return;
-    }
-    const upstream = net.connect(targetPort, '127.0.0.1');
-    const pair = { client, upstream, lostBytes: false };
-    pairs.add(pair);
-    const forward = (from: net.Socket, to: net.Socket) =>
-      from.on('data', (chunk) => {
-        if (dropping) pair.lostBytes = true;
-        else to.write(chunk);
-      });
-    forward(client, upstream);
-    forward(upstream, client);
-    const cut = () => {
-      pairs.delete(pair);
-      client.destroy();
-      upstream.destroy();
-    };
-    // A closing end is a message too: while blackholed it does not get through either.
-    const onClose = () => {
-      if (dropping) pair.lostBytes = true;
-      else cut();
-    };
-    client.on('close', onClose);
-    upstream.on('close', onClose);
-    client.on('error', () => undefined);
-    upstream.on('error', () => undefined);
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  const address = server.address();
-  if (address === null || typeof address === 'string') throw new Error('the proxy has no port');
-  let closed: Promise<void> | undefined;
+  const forwarder = await startTcpForwarder(() => (refusing ? null : targetPort));
   const proxy: TcpProxy = {
-    port: address.port,
-    blackhole() {
-      dropping = true;
-    },
+    port: forwarder.port,
+    blackhole: () => forwarder.blackhole(),
     refuse() {
       refusing = true;
     },
     restore() {
-      dropping = false;
       refusing = false;
-      for (const pair of [...pairs]) {
-        if (!pair.lostBytes) continue;
-        pairs.delete(pair);
-        pair.client.destroy();
-        pair.upstream.destroy();
-      }
+      forwarder.heal();
     },
     close() {
       proxies.delete(proxy);
-      closed ??= new Promise<void>((resolve) => {
-        for (const { client, upstream } of pairs) {
-          client.destroy();
-          upstream.destroy();
-        }
-        pairs.clear();
-        server.close(() => resolve());
-      });
-      return closed;
+      return forwarder.close();
     },
   };
   proxies.add(proxy);

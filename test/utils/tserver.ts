@@ -1,7 +1,5 @@
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { afterAll, expect } from 'vitest';
+import { makeTempDir } from '../../scripts/lib/local.js';
 import { type App, createApp } from '../../src/app.js';
 import { mintToken } from '../../src/auth/tokens.js';
 import { loadConfig } from '../../src/config.js';
@@ -92,9 +90,7 @@ afterAll(async () => {
   await Promise.all([...running].map((server) => server.stop()));
 });
 
-export function makeTempDir(prefix = 'tss-test-'): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
-}
+export { makeTempDir };
 
 export interface TestServerOptions {
   /** Extra environment, e.g. `{ EVENT_RETENTION: '5' }`. */

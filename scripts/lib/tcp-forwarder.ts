@@ -1,12 +1,12 @@
 /**
- * One client's way to the gateways: a TCP forwarder on its own port that picks a live gateway for
- * each new connection (so a client whose gateway died lands on another one when it reconnects),
- * and that can blackhole traffic: bytes are dropped in both directions and no close gets through,
- * so only the WebSocket keep-alive can notice.
+ * A TCP forwarder on its own port that picks the target of each new connection (the soak: a live
+ * gateway, so a client whose gateway died lands on another when it reconnects; the tests: one
+ * port, or none to refuse), and that can blackhole traffic: bytes are dropped in both directions
+ * and no close gets through, so only the WebSocket keep-alive can notice.
  */
 import net from 'node:net';
 
-export interface ClientProxy {
+export interface TcpForwarder {
   readonly port: number;
   /** Open connections passing through. */
   readonly open: number;
@@ -25,8 +25,8 @@ interface Pair {
   lostBytes: boolean;
 }
 
-/** `pickTarget` returns the gateway port for a new connection, or null when none is up (refused). */
-export async function startClientProxy(pickTarget: () => number | null): Promise<ClientProxy> {
+/** `pickTarget` returns the port on 127.0.0.1 for a new connection, or null to refuse it. */
+export async function startTcpForwarder(pickTarget: () => number | null): Promise<TcpForwarder> {
   let dropping = false;
   const pairs = new Set<Pair>();
   const server = net.createServer((client) => {
