@@ -93,7 +93,7 @@ class StreamSink {
     this.stream.push(value);
   }
   end(failure?: { readonly error: unknown }): void {
-    this.stream.finish(failure);
+    this.stream.end(failure);
   }
 }
 
@@ -152,7 +152,7 @@ class PushedStream implements AsyncIterableIterator<never> {
   async return(): Promise<IteratorResult<never>> {
     this.#returned = true;
     const iterator = this.#source[Symbol.asyncIterator]();
-    this.#end();
+    this.end();
     await iterator.return?.();
     return { done: true, value: undefined };
   }
@@ -166,30 +166,23 @@ class PushedStream implements AsyncIterableIterator<never> {
     try {
       for await (const value of source) {
         if (this.#done) return;
-        this.#push(value);
+        this.push(value);
       }
-      this.#end();
+      this.end();
     } catch (error) {
-      this.#end({ error });
+      this.end({ error });
     }
   }
 
+  /** Executes and sends one event of the source (the queue's sink calls this). */
   push(value: unknown): void {
-    this.#push(value);
-  }
-
-  finish(failure?: { readonly error: unknown }): void {
-    this.#end(failure);
-  }
-
-  #push(value: unknown): void {
     if (this.#done) return;
     let result: ReturnType<typeof execute>;
     try {
       // graphql-js is the reference: it makes the result whenever the compiled plan declines.
       result = this.#executor?.(value) ?? execute({ ...this.#args, rootValue: value });
     } catch (error) {
-      this.#end({ error });
+      this.end({ error });
       return;
     }
     if (!this.#pending && !isPromiseLike(result)) {
@@ -201,7 +194,7 @@ class PushedStream implements AsyncIterableIterator<never> {
       .then(() => result)
       .then(
         (settled) => this.#send(settled),
-        (error: unknown) => this.#end({ error }),
+        (error: unknown) => this.end({ error }),
       );
     this.#pending = next;
     void next.then(() => {
@@ -217,7 +210,8 @@ class PushedStream implements AsyncIterableIterator<never> {
     this.#hooks?.onValue?.(undefined);
   }
 
-  #end(failure?: { readonly error: unknown }): void {
+  /** Ends the stream (the queue's sink calls this): settles the pending `next()` after any result still executing. */
+  end(failure?: { readonly error: unknown }): void {
     if (this.#done) return;
     this.#done = true;
     const settle = () => {
