@@ -6,13 +6,13 @@
  * signal exits at once.
  */
 import { createServer, type Server } from 'node:http';
+import { createRedisBackend, redisOptionsFromConfig } from './backends/redis/redis-backend.js';
 import { ConfigError } from './config.js';
-import { createHealthHandler } from './health.js';
+import { createHealthHandler } from './http/health.js';
 import { createLogger } from './logger.js';
 import { Metrics } from './observability/metrics.js';
 import { observeTaskEvents } from './observability/task-observer.js';
 import { drainOnSignals, exitOnStartupFailure, loadConfigOrExit } from './process-lifecycle.js';
-import { createRedisBackend, redisOptionsFromConfig } from './store/redis/redis-backend.js';
 import { KindRegistry } from './tasks/kind-registry.js';
 import { BUILT_IN_KINDS } from './tasks/kinds/index.js';
 

@@ -6,7 +6,7 @@ import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import { type App, buildApp } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
-import { createDemoPageHandler } from '../src/demo-page.js';
+import { createDemoPageHandler } from '../src/http/demo-page.js';
 import { createLogger } from '../src/logger.js';
 import { type ChildServer, startChildServer } from './utils/child-server.js';
 import { buildDemoPage } from './utils/demo-build.js';

@@ -9,7 +9,7 @@ import {
   parse,
 } from 'graphql';
 import { describe, expect, it } from 'vitest';
-import { compileEventExecutor } from '../src/connections/event-executor.js';
+import { compileEventExecutor } from '../src/graphql/event-executor.js';
 import { DeliveryTrace } from '../src/observability/delivery-trace.js';
 import { schema } from '../src/schema/index.js';
 import type { DeliveredEvent } from '../src/tasks/delivery.js';

@@ -6,9 +6,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp, createApp } from '../src/app.js';
 import { mintToken } from '../src/auth/tokens.js';
+import { createEmbeddedBackend } from '../src/backends/embedded/embedded-backend.js';
 import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/logger.js';
-import { createEmbeddedBackend } from '../src/store/sqlite/embedded-backend.js';
 import { KindRegistry } from '../src/tasks/kind-registry.js';
 import { BUILT_IN_KINDS } from '../src/tasks/kinds/index.js';
 import { waitFor } from './utils/deferred.js';

@@ -14,7 +14,7 @@
 import http from 'node:http';
 import { Redis } from 'ioredis';
 import { type WebSocket, WebSocketServer } from 'ws';
-import { RedisKeys } from '../../src/store/redis/keys.js';
+import { RedisKeys } from '../../src/backends/redis/keys.js';
 
 const port = Number(process.env['PORT'] ?? 4100);
 const redisUrl = process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379';

@@ -7,8 +7,8 @@ import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import { Redis } from 'ioredis';
 import { mintToken } from '../../src/auth/tokens.js';
-import { RedisKeys } from '../../src/store/redis/keys.js';
-import { RedisRepository } from '../../src/store/redis/redis-repository.js';
+import { RedisKeys } from '../../src/backends/redis/keys.js';
+import { RedisRepository } from '../../src/backends/redis/redis-repository.js';
 import { newTask } from '../../src/tasks/task.js';
 import { externalFinish } from '../../src/tasks/transitions.js';
 import {

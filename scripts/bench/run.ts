@@ -238,7 +238,7 @@ const FANOUT_PATHS: Record<SystemName, { path: FanoutPath; description: string; 
   redis: {
     path: 'repository',
     description:
-      "the publisher process imports `RedisRepository` + `RedisKeys` from src/store/redis; before each step it `create`s the step's external tasks (not timed), " +
+      "the publisher process imports `RedisRepository` + `RedisKeys` from src/backends/redis; before each step it `create`s the step's external tasks (not timed), " +
       'then, at the step rate, `transition(id, externalFinish({ result: { bench: … } }))` — the write `completeTask` makes: GET owner, HGET, then the Lua script ' +
       "(HSET task, XADD to the user's stream, PUBLISH on `<prefix>:{u:<user>}:live`). sentAt is taken inside the change, just before the script.",
     e2e:

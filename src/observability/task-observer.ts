@@ -1,5 +1,5 @@
 import type { Logger } from '../logger.js';
-import type { TaskEventObserver } from '../store/ports.js';
+import type { TaskEventObserver } from '../tasks/ports.js';
 import { isFinal } from '../tasks/task.js';
 import type { Metrics } from './metrics.js';
 

@@ -1,6 +1,6 @@
 import { lexicographicSortSchema } from 'graphql';
 import { builder } from './builder.js';
-import './connections.js';
+import './revoke-connections.js';
 import './scalars.js';
 import './task.js';
 import './task-event.js';

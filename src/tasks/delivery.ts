@@ -1,7 +1,7 @@
 import type { Viewer } from '../auth/viewer.js';
 import { CursorExpiredError, clientError, ErrorCode, InvalidCursorError } from '../errors.js';
 import { AsyncQueue } from '../lib/async-queue.js';
-import type { Backend } from '../store/ports.js';
+import type { Backend } from './ports.js';
 import { isFinal, type Task, type TaskEvent } from './task.js';
 import { assertCanActFor } from './task-service.js';
 

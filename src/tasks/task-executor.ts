@@ -1,7 +1,7 @@
 import type { Logger } from '../logger.js';
-import type { TaskRepository } from '../store/ports.js';
 import type { KindRegistry } from './kind-registry.js';
 import { retryDelay, TaskFailure } from './kinds/kind.js';
+import type { TaskRepository } from './ports.js';
 import type { Task, TaskFailureInfo } from './task.js';
 import * as transitions from './transitions.js';
 

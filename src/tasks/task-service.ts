@@ -1,8 +1,8 @@
 import type { Viewer } from '../auth/viewer.js';
 import { clientError, ErrorCode, InvalidCursorError, rateLimitedError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import type { Backend, RateLimiter, TaskPage } from '../store/ports.js';
 import type { KindRegistry } from './kind-registry.js';
+import type { Backend, RateLimiter, TaskPage } from './ports.js';
 import { isFinal, type Json, newTask, type Task, type TaskStatus } from './task.js';
 import * as transitions from './transitions.js';
 

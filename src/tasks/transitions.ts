@@ -1,4 +1,4 @@
-import type { TaskChange } from '../store/ports.js';
+import type { TaskChange } from './ports.js';
 import { isFinal, type Json, type Task, type TaskFailureInfo, TaskStatus } from './task.js';
 
 /**

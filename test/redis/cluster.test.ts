@@ -4,7 +4,7 @@
  */
 import { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RedisKeys } from '../../src/store/redis/keys.js';
+import { RedisKeys } from '../../src/backends/redis/keys.js';
 import { type RedisTestCluster, startCluster } from '../utils/redis-server.js';
 import { startTestServer, type TestServer } from '../utils/tserver.js';
 import { collect, createWsClient } from '../utils/ws-clients.js';

@@ -5,12 +5,12 @@
  */
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
+import { RedisKeys } from '../../src/backends/redis/keys.js';
+import { RedisBus } from '../../src/backends/redis/redis-bus.js';
+import { RedisChannels } from '../../src/backends/redis/redis-channels.js';
+import { RedisControl } from '../../src/backends/redis/redis-control.js';
 import type { Logger } from '../../src/logger.js';
-import type { ControlMessage } from '../../src/store/ports.js';
-import { RedisKeys } from '../../src/store/redis/keys.js';
-import { RedisBus } from '../../src/store/redis/redis-bus.js';
-import { RedisChannels } from '../../src/store/redis/redis-channels.js';
-import { RedisControl } from '../../src/store/redis/redis-control.js';
+import type { ControlMessage } from '../../src/tasks/ports.js';
 import type { TaskEvent } from '../../src/tasks/task.js';
 import { waitFor } from '../utils/deferred.js';
 import { deletePrefix, TEST_REDIS_URL, uniquePrefix } from '../utils/redis.js';

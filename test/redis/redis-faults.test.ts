@@ -5,7 +5,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RedisKeys } from '../../src/store/redis/keys.js';
+import { RedisKeys } from '../../src/backends/redis/keys.js';
 import {
   type ChildProcessHandle,
   type ChildServer,

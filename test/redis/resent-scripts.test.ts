@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RedisKeys } from '../../src/store/redis/keys.js';
-import { RedisRepository } from '../../src/store/redis/redis-repository.js';
+import { RedisKeys } from '../../src/backends/redis/keys.js';
+import { RedisRepository } from '../../src/backends/redis/redis-repository.js';
 import { newTask, type Task } from '../../src/tasks/task.js';
 import * as transitions from '../../src/tasks/transitions.js';
 import { deletePrefix, TEST_REDIS_URL, uniquePrefix } from '../utils/redis.js';

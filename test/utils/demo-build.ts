@@ -1,6 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import { build } from 'vite';
-import { DEMO_PAGE_DIR } from '../../src/demo-page.js';
+import { DEMO_PAGE_DIR } from '../../src/http/demo-page.js';
 
 const CONFIG_FILE = fileURLToPath(new URL('../../src/demo/vite.config.ts', import.meta.url));
 

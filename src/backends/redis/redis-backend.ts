@@ -1,7 +1,7 @@
 import type { Config } from '../../config.js';
 import type { Logger } from '../../logger.js';
 import type { KindRegistry } from '../../tasks/kind-registry.js';
-import type { Backend, ProbeResult, TaskEventObserver } from '../ports.js';
+import type { Backend, ProbeResult, TaskEventObserver } from '../../tasks/ports.js';
 import { BullmqQueue } from './bullmq-queue.js';
 import { RedisKeys } from './keys.js';
 import { RedisBus } from './redis-bus.js';

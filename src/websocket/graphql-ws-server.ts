@@ -1,8 +1,8 @@
 import type { IncomingMessage } from 'node:http';
 import { handleProtocols, makeServer, CloseCode as ProtocolCloseCode, type ServerOptions } from 'graphql-ws';
 import type { WebSocket, WebSocketServer } from 'ws';
-import { CloseCode } from '../close-codes.js';
 import type { Logger } from '../logger.js';
+import { CloseCode } from './close-codes.js';
 
 /** The parts of the upgrade request a connection keeps (not the request itself: it is large). */
 export interface UpgradeInfo {

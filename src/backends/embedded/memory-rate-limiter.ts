@@ -1,4 +1,4 @@
-import type { RateDecision, RateLimiter, RateRule } from '../store/ports.js';
+import type { RateDecision, RateLimiter, RateRule } from '../../tasks/ports.js';
 
 /** Buckets kept before full ones (idle keys) are swept. */
 const SWEEP_AT = 10_000;

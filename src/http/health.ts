@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { ProbeResult } from './store/ports.js';
+import type { ProbeResult } from '../tasks/ports.js';
 
 export const HEALTH_PATH = '/healthz';
 export const READY_PATH = '/readyz';

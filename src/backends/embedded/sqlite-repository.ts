@@ -2,7 +2,6 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { CursorExpiredError, InvalidCursorError } from '../../errors.js';
-import { isFinal, type Task, type TaskEvent, TaskStatus } from '../../tasks/task.js';
 import type {
   ReadEventsOptions,
   TaskChange,
@@ -10,7 +9,8 @@ import type {
   TaskListQuery,
   TaskPage,
   TaskRepository,
-} from '../ports.js';
+} from '../../tasks/ports.js';
+import { isFinal, type Task, type TaskEvent, TaskStatus } from '../../tasks/task.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS tasks (

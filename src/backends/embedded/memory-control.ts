@@ -1,4 +1,4 @@
-import type { ControlChannel, ControlMessage } from '../ports.js';
+import type { ControlChannel, ControlMessage } from '../../tasks/ports.js';
 
 /** The control channel of a single process: every listener of this process hears each message. */
 export class MemoryControl implements ControlChannel {

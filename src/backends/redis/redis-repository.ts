@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { CursorExpiredError, InvalidCursorError } from '../../errors.js';
 import { BoundedMap } from '../../lib/bounded-map.js';
-import { isFinal, type Task, type TaskEvent } from '../../tasks/task.js';
 import type {
   ReadEventsOptions,
   TaskChange,
@@ -9,7 +8,8 @@ import type {
   TaskListQuery,
   TaskPage,
   TaskRepository,
-} from '../ports.js';
+} from '../../tasks/ports.js';
+import { isFinal, type Task, type TaskEvent } from '../../tasks/task.js';
 import type { RedisKeys } from './keys.js';
 import type { RedisClient } from './redis-connection.js';
 import { CREATE_TASK, READ_EVENTS, TRANSITION_TASK } from './scripts.js';

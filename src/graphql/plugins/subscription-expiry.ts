@@ -1,6 +1,6 @@
 import type { Plugin } from 'graphql-yoga';
-import { clientError, ErrorCode } from '../errors.js';
-import type { GraphQLContext } from '../schema/builder.js';
+import { clientError, ErrorCode } from '../../errors.js';
+import type { GraphQLContext } from '../../schema/builder.js';
 
 /** Longest delay setTimeout honours; a later deadline is reached in several steps. */
 const MAX_TIMER_MS = 2 ** 31 - 1;

@@ -1,10 +1,10 @@
 import { type Job, Queue, Worker } from 'bullmq';
 import type { Logger } from '../../logger.js';
 import type { KindRegistry } from '../../tasks/kind-registry.js';
+import type { TaskChange, TaskQueue, TaskRepository } from '../../tasks/ports.js';
 import { isFinal, type Task, TaskStatus } from '../../tasks/task.js';
 import { type AbortCause, executeTask } from '../../tasks/task-executor.js';
 import * as transitions from '../../tasks/transitions.js';
-import type { TaskChange, TaskQueue, TaskRepository } from '../ports.js';
 import type { RedisKeys } from './keys.js';
 import type { RedisChannels } from './redis-channels.js';
 import type { RedisClient } from './redis-connection.js';

@@ -1,4 +1,4 @@
-import type { Task, TaskEvent, TaskStatus } from '../tasks/task.js';
+import type { Task, TaskEvent, TaskStatus } from './task.js';
 
 /** What a transition does to a task: the next state, or `null` to leave it as it is. */
 export type TaskChange = (current: Task) => Task | null;

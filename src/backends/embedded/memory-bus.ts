@@ -1,5 +1,5 @@
+import type { LiveBus } from '../../tasks/ports.js';
 import type { TaskEvent } from '../../tasks/task.js';
-import type { LiveBus } from '../ports.js';
 
 /** In-process live bus: one listener set per user, dispatched synchronously. */
 export class MemoryBus implements LiveBus {

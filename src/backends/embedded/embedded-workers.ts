@@ -1,9 +1,9 @@
 import type { Logger } from '../../logger.js';
 import type { KindRegistry } from '../../tasks/kind-registry.js';
+import type { TaskQueue } from '../../tasks/ports.js';
 import type { Task } from '../../tasks/task.js';
 import { type AbortCause, executeTask } from '../../tasks/task-executor.js';
 import * as transitions from '../../tasks/transitions.js';
-import type { TaskQueue } from '../ports.js';
 import type { SqliteRepository } from './sqlite-repository.js';
 
 /** Longest single sleep of the due-task timer (Node's setTimeout limit is ~24.8 days). */

@@ -1,10 +1,10 @@
-import { MemoryRateLimiter } from '../../limits/memory-rate-limiter.js';
 import type { Logger } from '../../logger.js';
 import type { KindRegistry } from '../../tasks/kind-registry.js';
-import { MemoryBus } from '../memory/memory-bus.js';
-import { MemoryControl } from '../memory/memory-control.js';
-import type { Backend, ProbeResult, TaskEventObserver } from '../ports.js';
+import type { Backend, ProbeResult, TaskEventObserver } from '../../tasks/ports.js';
 import { EmbeddedWorkers } from './embedded-workers.js';
+import { MemoryBus } from './memory-bus.js';
+import { MemoryControl } from './memory-control.js';
+import { MemoryRateLimiter } from './memory-rate-limiter.js';
 import { SqliteRepository } from './sqlite-repository.js';
 
 export interface EmbeddedBackendOptions {

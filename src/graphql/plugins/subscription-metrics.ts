@@ -1,8 +1,8 @@
 import { type DocumentNode, getOperationAST, Kind } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
-import { type IterableHooks, observeIterable } from '../lib/observe-iterable.js';
-import type { GraphQLContext } from '../schema/builder.js';
-import type { Metrics } from './metrics.js';
+import { type IterableHooks, observeIterable } from '../../lib/observe-iterable.js';
+import type { Metrics } from '../../observability/metrics.js';
+import type { GraphQLContext } from '../../schema/builder.js';
 
 function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
   return typeof value === 'object' && value !== null && Symbol.asyncIterator in value;

@@ -1,6 +1,6 @@
 import type { Logger } from '../../logger.js';
+import type { LiveBus } from '../../tasks/ports.js';
 import type { TaskEvent } from '../../tasks/task.js';
-import type { LiveBus } from '../ports.js';
 import type { RedisKeys } from './keys.js';
 import type { RedisChannels } from './redis-channels.js';
 import type { RedisClient } from './redis-connection.js';

@@ -1,4 +1,4 @@
-import type { RateDecision, RateLimiter, RateRule } from '../ports.js';
+import type { RateDecision, RateLimiter, RateRule } from '../../tasks/ports.js';
 import type { RedisKeys } from './keys.js';
 import type { RedisClient } from './redis-connection.js';
 import { TAKE_TOKEN } from './scripts.js';

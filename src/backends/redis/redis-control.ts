@@ -1,5 +1,5 @@
 import type { Logger } from '../../logger.js';
-import type { ControlChannel, ControlMessage } from '../ports.js';
+import type { ControlChannel, ControlMessage } from '../../tasks/ports.js';
 import type { RedisKeys } from './keys.js';
 import type { RedisChannels } from './redis-channels.js';
 

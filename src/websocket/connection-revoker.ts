@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { CloseCode } from '../close-codes.js';
 import type { Logger } from '../logger.js';
-import type { ControlChannel } from '../store/ports.js';
+import type { ControlChannel } from '../tasks/ports.js';
+import { CloseCode } from './close-codes.js';
 import type { ConnectionRegistry } from './connection-registry.js';
 
 export interface ConnectionRevokerOptions {

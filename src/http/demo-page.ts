@@ -2,7 +2,7 @@ import { readFile, stat } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Logger } from './logger.js';
+import type { Logger } from '../logger.js';
 
 /** Where `npm run build` writes the demo page (`src/demo/vite.config.ts`). */
 export const DEMO_PAGE_DIR = fileURLToPath(new URL('../dist/demo/', import.meta.url));

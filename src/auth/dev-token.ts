@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { mintToken } from './auth/tokens.js';
-import type { AuthConfig } from './config.js';
+import type { AuthConfig } from '../config.js';
+import { mintToken } from './tokens.js';
 
 export const DEV_TOKEN_PATH = '/dev/token';
 /** What a dev token may name as its user. */
