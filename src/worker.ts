@@ -6,12 +6,11 @@
  * signal exits at once.
  */
 import { createServer, type Server } from 'node:http';
-import { createRedisBackend, redisOptionsFromConfig } from './backends/redis/redis-backend.js';
+import { backendFor } from './backends/backend-for-config.js';
 import { ConfigError } from './config.js';
-import { createHealthHandler } from './http/health.js';
+import { createOpsRoutes } from './http/ops-routes.js';
 import { createLogger } from './logger.js';
 import { Metrics } from './observability/metrics.js';
-import { observeTaskEvents } from './observability/task-observer.js';
 import { drainOnSignals, exitOnStartupFailure, loadConfigOrExit } from './process-lifecycle.js';
 import { KindRegistry } from './tasks/kind-registry.js';
 import { BUILT_IN_KINDS } from './tasks/kinds/index.js';
@@ -25,30 +24,22 @@ async function main(): Promise<void> {
   });
   const logger = createLogger(config.logLevel);
   const metrics = new Metrics();
-  const backend = await createRedisBackend({
-    ...redisOptionsFromConfig(config),
-    kinds: new KindRegistry(BUILT_IN_KINDS),
-    logger,
-    observe: observeTaskEvents(metrics, logger),
-    onRedisError: () => metrics.redisErrors.inc(),
-  });
+  const backend = await backendFor(config, { kinds: new KindRegistry(BUILT_IN_KINDS), logger, metrics });
   metrics.setSources({ openConnections: () => 0, queueDepth: () => backend.queue.depth() });
   await backend.startWorkers(config.workerConcurrency);
 
   let draining = false;
   let opsServer: Server | undefined;
   if (config.workerMetricsPort !== undefined) {
-    const health = createHealthHandler({ probe: () => backend.probe(), isDraining: () => draining });
+    const ops = createOpsRoutes({
+      probe: () => backend.probe(),
+      isDraining: () => draining,
+      metrics,
+      serveMetrics: config.metrics,
+      logger,
+    });
     opsServer = createServer((req, res) => {
-      if (health(req, res)) return;
-      if ((req.url ?? '').split('?')[0] === '/metrics' && config.metrics) {
-        metrics.render(req.url).then(
-          ({ contentType, body }) => res.writeHead(200, { 'content-type': contentType }).end(body),
-          () => res.writeHead(500).end(),
-        );
-        return;
-      }
-      res.writeHead(404).end();
+      if (!ops(req, res)) res.writeHead(404).end();
     });
     const server = opsServer;
     await new Promise<void>((resolve, reject) => {

@@ -10,7 +10,6 @@ import {
 } from 'graphql';
 import { describe, expect, it } from 'vitest';
 import { compileEventExecutor } from '../src/graphql/event-executor.js';
-import { DeliveryTrace } from '../src/observability/delivery-trace.js';
 import { schema } from '../src/schema/index.js';
 import type { DeliveredEvent } from '../src/tasks/delivery.js';
 import { type Task, TaskStatus } from '../src/tasks/task.js';
@@ -74,7 +73,7 @@ function args(query: string, variables: Record<string, unknown> = {}): Execution
     schema,
     document: parse(query),
     variableValues: variables,
-    contextValue: { deliveryTrace: new DeliveryTrace() },
+    contextValue: {},
   };
 }
 
@@ -96,14 +95,6 @@ describe('compiled subscription results', () => {
       }
     });
   }
-
-  it('notes each event for the delivery metrics, as the resolver does under graphql-js', () => {
-    const operation = args(CASES[0]?.query ?? '', { u: 'user-1' });
-    const executor = compileEventExecutor(operation);
-    executor?.(event(succeeded, true));
-    const trace = (operation.contextValue as { deliveryTrace: DeliveryTrace }).deliveryTrace;
-    expect(trace.take()).toMatchObject({ replayed: true, cursor: '17-3' });
-  });
 
   it('declines an event that graphql-js would answer with errors, so the errors are graphql-js own', () => {
     const operation = args(

@@ -4,55 +4,225 @@ import {
   type ExecutionResult,
   execute,
   GraphQLError,
-  type GraphQLFormattedError,
   getOperationAST,
   getVariableValues,
 } from 'graphql';
-import { ErrorCode } from '../errors.js';
-import { AsyncQueue } from '../lib/async-queue.js';
-import type { IterableHooks } from '../lib/observe-iterable.js';
+import { isAsyncIterable, isPromiseLike } from '../lib/async-iterable.js';
+import { AsyncQueue, type QueueSink } from '../lib/async-queue.js';
+import { MAX_TIMER_MS } from '../lib/timers.js';
 import { compileEventExecutor, type EventExecutor } from './event-executor.js';
 
-/** How a pushed subscription reaches its client. */
-export interface PushTarget {
-  /** The graphql-ws operation id. */
-  readonly id: string;
-  /** Sends one text frame, in order with the protocol's own frames. */
-  readonly send: (frame: string) => void;
-  /** A result's error as the client sees it (internal errors masked). */
-  readonly formatError: (error: GraphQLError) => GraphQLFormattedError;
-  /** An error as the client may see it: internal errors masked. */
-  readonly maskError: (error: unknown) => GraphQLError;
-  /** Called once the stream has started; told of each result sent and of the end. */
-  readonly observe?: () => IterableHooks<unknown>;
+/** Told of a subscription's results and of its end, whichever transport delivers it. */
+export interface StreamObserver {
+  /** Each result handed to the consumer, with the source event it was executed from. */
+  onResult?(event: unknown): void;
+  /** Once, when the stream ends for any reason: done, failed, expired or stopped by the consumer. */
+  onEnd?(): void;
 }
 
-function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
-  return typeof value === 'object' && value !== null && Symbol.asyncIterator in value;
-}
-
-function isPromiseLike<T>(value: unknown): value is PromiseLike<T> {
-  return typeof value === 'object' && value !== null && typeof (value as PromiseLike<T>).then === 'function';
+/** Where a stream in push mode ({@link SubscriptionStream.pipeTo}) hands its results. */
+export interface ResultSink {
+  /** Each result, in order, in the tick its event arrived when its execution is synchronous. */
+  next(result: ExecutionResult): void;
+  /** Once, after the last result: `failure` when the stream failed. */
+  end(failure?: { readonly error: unknown }): void;
 }
 
 /**
- * A GraphQL subscription over graphql-ws whose results skip the async-iterator pipeline: each
- * event of the source stream is executed and written to the socket as a `next` frame in the same
- * tick, with no promise, wrapper iterator or per-layer closure per event.
+ * The results of one GraphQL subscription: each event of the source stream (the root field's
+ * `subscribe` resolver: authorization, replay and the live seam are the resolver's) executed
+ * against the operation's selection set.
  *
- * Everything else stays GraphQL's: the source stream comes from the root field's `subscribe`
- * resolver (authorization, `after` replay and the live seam are the resolver's), each event is
- * executed against the operation's selection set with the operation's variables, and the stream's
- * end and errors reach graphql-ws through the returned iterator, which yields nothing and settles
- * when the stream ends: graphql-ws then sends `complete` (or `error`) after every `next` frame.
+ * Every subscription, whatever its transport, is one of these, so the plugins that care about
+ * results (metrics, token expiry) hook into it the same way for all of them ({@link observe},
+ * {@link endAt}) instead of wrapping the iterator. It is consumed one of two ways:
+ * - **pull**: as an async iterator of results (yoga's SSE and any generic consumer);
+ * - **push**: {@link pipeTo} hands each result to a sink in the tick its event arrives, with no
+ *   promise, wrapper iterator or closure per event (the WebSocket transport).
  *
- * Returns an {@link ExecutionResult} with errors when the stream cannot start.
+ * Each event runs through a selection plan compiled once per document (`event-executor.ts`);
+ * graphql-js `execute` makes the result whenever the plan declines, so errors stay graphql-js's.
  */
-export async function pushSubscription(
-  args: ExecutionArgs,
-  target: PushTarget,
-): Promise<AsyncIterableIterator<never> | ExecutionResult> {
-  // As yoga's executor does: variables that do not fit their definitions are the caller's error.
+export class SubscriptionStream implements AsyncIterableIterator<ExecutionResult> {
+  readonly #source: AsyncIterable<unknown>;
+  readonly #args: ExecutionArgs;
+  /** The selection compiled for the operation; `null`: graphql-js per event. */
+  readonly #executor: EventExecutor | null;
+  readonly #observers: StreamObserver[] = [];
+  #sink: ResultSink | undefined;
+  /** Pull mode's buffer, made on the first `next()`. */
+  #pulled: AsyncQueue<ExecutionResult> | undefined;
+  /** Results still executing asynchronously, so that results keep the events' order. */
+  #pending: Promise<void> | undefined;
+  #deadline: NodeJS.Timeout | undefined;
+  #done = false;
+
+  constructor(source: AsyncIterable<unknown>, args: ExecutionArgs) {
+    this.#source = source;
+    this.#args = args;
+    this.#executor = compileEventExecutor(args);
+  }
+
+  /** Adds an observer; call before the stream is consumed. */
+  observe(observer: StreamObserver): void {
+    this.#observers.push(observer);
+  }
+
+  /**
+   * Ends the stream at `deadline` (epoch ms): the source is stopped and the consumer gets
+   * `error()` after the results already made.
+   */
+  endAt(deadline: number, error: () => Error): void {
+    const arm = () => {
+      const wait = deadline - Date.now();
+      if (wait > 0) {
+        this.#deadline = setTimeout(arm, Math.min(wait, MAX_TIMER_MS));
+        return;
+      }
+      this.#deadline = undefined;
+      // Ended first: stopping the source reports an ordinary end.
+      this.#end({ error: error() });
+      this.#stopSource();
+    };
+    arm();
+  }
+
+  /** Push mode: starts the stream; each result goes to `sink`, then its end. */
+  pipeTo(sink: ResultSink): void {
+    if (this.#sink) throw new Error('SubscriptionStream: already consumed');
+    this.#sink = sink;
+    if (this.#done) return;
+    const source = this.#source;
+    if (source instanceof AsyncQueue) source.pipeTo(new SourceSink(this));
+    else void this.#iterate(source);
+  }
+
+  /** Pull mode: the next result. */
+  next(): Promise<IteratorResult<ExecutionResult>> {
+    if (!this.#pulled) {
+      // The consumer stopped reading: release the source (the queue also closes when the stream ends).
+      const pulled = new AsyncQueue<ExecutionResult>(() => {
+        if (!this.#done) void this.return();
+      });
+      this.#pulled = pulled;
+      this.pipeTo({
+        next: (result) => pulled.push(result),
+        end: (failure) => (failure ? pulled.fail(failure.error) : pulled.end()),
+      });
+    }
+    return this.#pulled.next();
+  }
+
+  /** Executes and delivers one event of the source (the source queue's sink calls this). */
+  accept(event: unknown): void {
+    this.#push(event);
+  }
+
+  /** The source ended (the source queue's sink calls this). */
+  sourceEnded(failure?: { readonly error: unknown }): void {
+    this.#end(failure);
+  }
+
+  /** The consumer stops: the source is released, nothing more is delivered. */
+  async return(): Promise<IteratorResult<ExecutionResult>> {
+    this.#stopSource();
+    this.#end();
+    await this.#pulled?.return();
+    return { done: true, value: undefined };
+  }
+
+  async throw(error?: unknown): Promise<IteratorResult<ExecutionResult>> {
+    await this.return();
+    throw error;
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  async #iterate(source: AsyncIterable<unknown>): Promise<void> {
+    try {
+      for await (const value of source) {
+        if (this.#done) return;
+        this.#push(value);
+      }
+      this.#end();
+    } catch (error) {
+      this.#end({ error });
+    }
+  }
+
+  #push(event: unknown): void {
+    if (this.#done) return;
+    let result: ReturnType<typeof execute>;
+    try {
+      result = this.#executor?.(event) ?? execute({ ...this.#args, rootValue: event });
+    } catch (error) {
+      this.#end({ error });
+      return;
+    }
+    if (!this.#pending && !isPromiseLike(result)) {
+      this.#deliver(result, event);
+      return;
+    }
+    const previous = this.#pending ?? Promise.resolve();
+    const next = previous
+      .then(() => result)
+      .then(
+        (settled) => this.#deliver(settled, event),
+        (error: unknown) => this.#end({ error }),
+      );
+    this.#pending = next;
+    void next.then(() => {
+      if (this.#pending === next) this.#pending = undefined;
+    });
+  }
+
+  #deliver(result: ExecutionResult, event: unknown): void {
+    const sink = this.#sink;
+    if (!sink) return;
+    sink.next(result);
+    for (const observer of this.#observers) observer.onResult?.(event);
+  }
+
+  #stopSource(): void {
+    const iterator = this.#source[Symbol.asyncIterator]();
+    void iterator.return?.()?.then(undefined, () => {});
+  }
+
+  /** Ends once, after any result still executing. */
+  #end(failure?: { readonly error: unknown }): void {
+    if (this.#done) return;
+    this.#done = true;
+    clearTimeout(this.#deadline);
+    const settle = () => {
+      for (const observer of this.#observers) observer.onEnd?.();
+      const sink = this.#sink;
+      this.#sink = undefined;
+      sink?.end(failure);
+    };
+    if (this.#pending) void this.#pending.then(settle);
+    else settle();
+  }
+}
+
+/** The source queue's sink: one small object per stream, no closures. */
+class SourceSink implements QueueSink<unknown> {
+  constructor(readonly stream: SubscriptionStream) {}
+  next(event: unknown): void {
+    this.stream.accept(event);
+  }
+  end(failure?: { readonly error: unknown }): void {
+    this.stream.sourceEnded(failure);
+  }
+}
+
+/**
+ * graphql's `subscribe` with the results made by a {@link SubscriptionStream}. Returns an
+ * {@link ExecutionResult} with errors when the stream cannot start: variables that do not fit
+ * their definitions (BAD_USER_INPUT, as yoga's executor says), or the root field refusing.
+ */
+export async function subscribeToStream(args: ExecutionArgs): Promise<SubscriptionStream | ExecutionResult> {
   const operation = getOperationAST(args.document, args.operationName);
   const variables = getVariableValues(
     args.schema,
@@ -67,160 +237,12 @@ export async function pushSubscription(
           new GraphQLError(error.message, {
             nodes: error.nodes ?? null,
             originalError: error.originalError,
-            extensions: { ...error.extensions, code: ErrorCode.BadUserInput },
+            extensions: { ...error.extensions, code: 'BAD_USER_INPUT' },
           }),
       ),
     };
   }
-  const source = await createSourceEventStream({ ...args, rootValue: undefined });
-  if (!isAsyncIterable(source)) {
-    return source.errors
-      ? { ...source, errors: source.errors.map((error) => target.maskError(error)) }
-      : source;
-  }
-  const hooks = target.observe?.();
-  return new PushedStream(
-    source,
-    args,
-    { id: target.id, send: target.send, formatError: target.formatError, maskError: target.maskError },
-    hooks,
-  );
-}
-
-class StreamSink {
-  constructor(readonly stream: PushedStream) {}
-  next(value: unknown): void {
-    this.stream.push(value);
-  }
-  end(failure?: { readonly error: unknown }): void {
-    this.stream.end(failure);
-  }
-}
-
-class PushedStream implements AsyncIterableIterator<never> {
-  readonly #source: AsyncIterable<unknown>;
-  readonly #args: ExecutionArgs;
-  readonly #target: PushTarget;
-  readonly #hooks: IterableHooks<unknown> | undefined;
-  /** The selection compiled for the operation's variables; `null`: graphql-js per event. */
-  readonly #executor: EventExecutor | null;
-  /** `{"id":…,"type":"next","payload":` */
-  readonly #head: string;
-  #settled: Promise<IteratorResult<never>> | undefined;
-  #resolve: ((result: IteratorResult<never>) => void) | undefined;
-  #reject: ((error: unknown) => void) | undefined;
-  /** Results still being executed asynchronously, so that frames keep the events' order. */
-  #pending: Promise<void> | undefined;
-  #done = false;
-  /** The consumer stopped: nothing more is sent. */
-  #returned = false;
-
-  constructor(
-    source: AsyncIterable<unknown>,
-    args: ExecutionArgs,
-    target: PushTarget,
-    hooks: IterableHooks<unknown> | undefined,
-  ) {
-    this.#hooks = hooks;
-    this.#executor = compileEventExecutor(args);
-    this.#source = source;
-    this.#args = args;
-    this.#target = target;
-    this.#head = `{"id":${JSON.stringify(target.id)},"type":"next","payload":`;
-  }
-
-  [Symbol.asyncIterator](): this {
-    return this;
-  }
-
-  /** Starts the stream on the first call; settles when it ends. */
-  next(): Promise<IteratorResult<never>> {
-    if (this.#settled) return this.#settled;
-    this.#settled = new Promise<IteratorResult<never>>((resolve, reject) => {
-      this.#resolve = resolve;
-      this.#reject = reject;
-    });
-    const source = this.#source;
-    if (source instanceof AsyncQueue) {
-      source.pipeTo(new StreamSink(this));
-    } else {
-      void this.#iterate(source);
-    }
-    return this.#settled;
-  }
-
-  async return(): Promise<IteratorResult<never>> {
-    this.#returned = true;
-    const iterator = this.#source[Symbol.asyncIterator]();
-    this.end();
-    await iterator.return?.();
-    return { done: true, value: undefined };
-  }
-
-  async throw(error?: unknown): Promise<IteratorResult<never>> {
-    await this.return();
-    throw error;
-  }
-
-  async #iterate(source: AsyncIterable<unknown>): Promise<void> {
-    try {
-      for await (const value of source) {
-        if (this.#done) return;
-        this.push(value);
-      }
-      this.end();
-    } catch (error) {
-      this.end({ error });
-    }
-  }
-
-  /** Executes and sends one event of the source (the queue's sink calls this). */
-  push(value: unknown): void {
-    if (this.#done) return;
-    let result: ReturnType<typeof execute>;
-    try {
-      // graphql-js is the reference: it makes the result whenever the compiled plan declines.
-      result = this.#executor?.(value) ?? execute({ ...this.#args, rootValue: value });
-    } catch (error) {
-      this.end({ error });
-      return;
-    }
-    if (!this.#pending && !isPromiseLike(result)) {
-      this.#send(result);
-      return;
-    }
-    const previous = this.#pending ?? Promise.resolve();
-    const next = previous
-      .then(() => result)
-      .then(
-        (settled) => this.#send(settled),
-        (error: unknown) => this.end({ error }),
-      );
-    this.#pending = next;
-    void next.then(() => {
-      if (this.#pending === next) this.#pending = undefined;
-    });
-  }
-
-  #send(result: ExecutionResult): void {
-    if (this.#returned) return;
-    const { formatError, send } = this.#target;
-    const payload = result.errors ? { ...result, errors: result.errors.map(formatError) } : result;
-    send(`${this.#head}${JSON.stringify(payload)}}`);
-    this.#hooks?.onValue?.(undefined);
-  }
-
-  /** Ends the stream (the queue's sink calls this): settles the pending `next()` after any result still executing. */
-  end(failure?: { readonly error: unknown }): void {
-    if (this.#done) return;
-    this.#done = true;
-    const settle = () => {
-      this.#hooks?.onEnd?.();
-      if (failure) this.#reject?.(this.#target.maskError(failure.error));
-      else this.#resolve?.({ done: true, value: undefined });
-    };
-    // Results still executing are sent before the end.
-    if (this.#pending) void this.#pending.then(settle);
-    else settle();
-  }
+  const source = await createSourceEventStream(args);
+  if (!isAsyncIterable(source)) return source;
+  return new SubscriptionStream(source, args);
 }

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import type { Logger } from '../logger.js';
 
 /** Where `npm run build` writes the demo page (`src/demo/vite.config.ts`). */
-export const DEMO_PAGE_DIR = fileURLToPath(new URL('../dist/demo/', import.meta.url));
+export const DEMO_PAGE_DIR = fileURLToPath(new URL('../../dist/demo/', import.meta.url));
 
 export interface DemoPageOptions {
   /** The built page: `index.html` and `assets/`. @default {@link DEMO_PAGE_DIR} */

@@ -161,6 +161,11 @@ export class Metrics {
     for (const name of COSTLY_DEFAULT_METRICS) this.registry.removeSingleMetric(name);
   }
 
+  /** Counts a refused token: `token expired` is reason `expired`, anything else `invalid`. */
+  authFailed(transport: 'http' | 'ws', error: Error): void {
+    this.authFailures.inc({ transport, reason: error.message === 'token expired' ? 'expired' : 'invalid' });
+  }
+
   /** Connects the gauges that are read at scrape time. */
   setSources(sources: MetricSources): void {
     this.#sources = sources;

@@ -1,6 +1,5 @@
 import SchemaBuilder from '@pothos/core';
 import type { Viewer } from '../auth/viewer.js';
-import type { DeliveryTrace } from '../observability/delivery-trace.js';
 import type { Delivery } from '../tasks/delivery.js';
 import type { Json } from '../tasks/task.js';
 import type { TaskService } from '../tasks/task-service.js';
@@ -13,8 +12,6 @@ export interface GraphQLContext {
   readonly delivery: Delivery;
   /** Closes a user's open WebSocket connections on every gateway; resolves with how many were open here. */
   readonly revokeUserConnections: (userId: string) => Promise<number>;
-  /** Subscription resolvers note each event here for the delivery metrics. */
-  readonly deliveryTrace?: DeliveryTrace | undefined;
   /**
    * The operation's token is its WebSocket connection's: when it expires the socket closes
    * (4403), so the operation need not end on its own. Otherwise (HTTP/SSE, or a token sent with

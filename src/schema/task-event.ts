@@ -28,9 +28,6 @@ builder.subscriptionField('taskCompleted', (t) =>
     args: { userId: t.arg.id({ required: true }), after: t.arg.string() },
     subscribe: (_root, { userId, after }, { viewer, delivery }) =>
       delivery.completions(requireViewer(viewer), String(userId), after ?? null),
-    resolve: (event, _args, { deliveryTrace }) => {
-      deliveryTrace?.note(event);
-      return event;
-    },
+    resolve: (event) => event,
   }),
 );

@@ -3,6 +3,7 @@ import { handleProtocols, makeServer, CloseCode as ProtocolCloseCode, type Serve
 import type { WebSocket, WebSocketServer } from 'ws';
 import type { Logger } from '../logger.js';
 import { CloseCode } from './close-codes.js';
+import { KeepAlive } from './keep-alive.js';
 
 /** The parts of the upgrade request a connection keeps (not the request itself: it is large). */
 export interface UpgradeInfo {
@@ -33,67 +34,6 @@ function isConnectionInit(text: string): boolean {
 function header(request: IncomingMessage, name: string): string | undefined {
   const value = request.headers[name];
   return typeof value === 'string' ? value : undefined;
-}
-
-/** Ticks per keep-alive period: with 10,000 sockets and 12 s, 42 pings every 50 ms. */
-const KEEPALIVE_TICKS = 240;
-const MIN_KEEPALIVE_TICK_MS = 10;
-
-/**
- * Pings every socket once per period, from one timer for all; a socket that has not answered the
- * previous ping by its next one is terminated. No timer or closure per socket. The sockets are
- * spread over {@link KEEPALIVE_TICKS} ticks per period, so that a tick's pings (and the pongs they
- * bring back) are a few dozen writes, not a burst that delays the events queued behind it.
- */
-class KeepAlive {
-  readonly #buckets: Set<WebSocket>[];
-  readonly #bucketOf = new WeakMap<WebSocket, Set<WebSocket>>();
-  readonly #awaitingPong = new WeakSet<WebSocket>();
-  readonly #timer: NodeJS.Timeout;
-  /** One listener for every socket: ws calls it with the socket as `this`. */
-  readonly #onPong: (this: WebSocket) => void;
-  #tick = 0;
-  #next = 0;
-
-  constructor(periodMs: number) {
-    const awaitingPong = this.#awaitingPong;
-    this.#onPong = function (this: WebSocket) {
-      awaitingPong.delete(this);
-    };
-    const tickMs = Math.max(MIN_KEEPALIVE_TICK_MS, periodMs / KEEPALIVE_TICKS);
-    this.#buckets = Array.from({ length: Math.max(1, Math.round(periodMs / tickMs)) }, () => new Set());
-    this.#timer = setInterval(() => this.#ping(), tickMs);
-    this.#timer.unref();
-  }
-
-  add(socket: WebSocket): void {
-    const bucket = this.#buckets[this.#next++ % this.#buckets.length] as Set<WebSocket>;
-    bucket.add(socket);
-    this.#bucketOf.set(socket, bucket);
-    socket.on('pong', this.#onPong);
-  }
-
-  remove(socket: WebSocket): void {
-    this.#bucketOf.get(socket)?.delete(socket);
-  }
-
-  stop(): void {
-    clearInterval(this.#timer);
-  }
-
-  #ping(): void {
-    const bucket = this.#buckets[this.#tick++ % this.#buckets.length] as Set<WebSocket>;
-    for (const socket of bucket) {
-      if (socket.readyState !== socket.OPEN) continue;
-      if (this.#awaitingPong.has(socket)) {
-        bucket.delete(socket);
-        socket.terminate();
-        continue;
-      }
-      this.#awaitingPong.add(socket);
-      socket.ping();
-    }
-  }
 }
 
 export interface GraphQLWsServerOptions {
@@ -147,8 +87,9 @@ export function useGraphQLWsServer<P extends Record<string, unknown>>(
 
   // Sockets still waiting for connection_init, with their deadline.
   const awaitingInit = new Map<WebSocket, number>();
+  let initSweep: NodeJS.Timeout | undefined;
   if (connectionInitTimeoutMs > 0) {
-    const timer = setInterval(
+    initSweep = setInterval(
       () => {
         const now = Date.now();
         for (const [socket, deadline] of awaitingInit) {
@@ -162,7 +103,7 @@ export function useGraphQLWsServer<P extends Record<string, unknown>>(
       },
       Math.min(250, connectionInitTimeoutMs),
     );
-    timer.unref();
+    initSweep.unref();
   }
   const keepAlive = keepAliveMs > 0 && Number.isFinite(keepAliveMs) ? new KeepAlive(keepAliveMs) : null;
 
@@ -235,6 +176,8 @@ export function useGraphQLWsServer<P extends Record<string, unknown>>(
   return {
     async dispose() {
       keepAlive?.stop();
+      clearInterval(initSweep);
+      awaitingInit.clear();
       for (const client of wss.clients) client.close(CloseCode.GoingAway, 'Going away');
       wss.removeAllListeners();
       await new Promise<void>((resolve, reject) => wss.close((err) => (err ? reject(err) : resolve())));

@@ -1,19 +1,9 @@
-import { type DocumentNode, getOperationAST, Kind } from 'graphql';
+import { getOperationAST, Kind } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
-import { type IterableHooks, observeIterable } from '../../lib/observe-iterable.js';
 import type { Metrics } from '../../observability/metrics.js';
 import type { GraphQLContext } from '../../schema/builder.js';
-
-function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
-  return typeof value === 'object' && value !== null && Symbol.asyncIterator in value;
-}
-
-/** What {@link observeSubscription} needs of an operation. */
-export interface ObservedOperation {
-  readonly document: DocumentNode;
-  readonly operationName?: string | null | undefined;
-  readonly contextValue?: unknown;
-}
+import type { TaskEvent } from '../../tasks/task.js';
+import { type StreamObserver, SubscriptionStream } from '../subscription-stream.js';
 
 /** The delivered counter's child per field, made once (a lookup by label per event costs). */
 const deliveredByField = new WeakMap<Metrics, Map<string, { inc(): void }>>();
@@ -32,23 +22,23 @@ function deliveredCounter(metrics: Metrics, field: string): { inc(): void } {
   return counter;
 }
 
-/** One object per subscription, methods on the prototype: no closures, no context. */
-class SubscriptionObserver implements Required<IterableHooks<unknown>> {
+/** What a `taskCompleted` source event says about its delivery. */
+type SourceEvent = Partial<Pick<TaskEvent, 'appendedAt'>> & { readonly replayed?: boolean };
+
+/** One object per subscription, methods on the prototype: no closures. */
+class SubscriptionObserver implements StreamObserver {
   #ended = false;
   constructor(
     readonly metrics: Metrics,
     readonly field: string,
-    readonly trace:
-      | { take(): { replayed?: boolean | undefined; appendedAt?: number | undefined } | null }
-      | undefined,
   ) {}
-  onValue(): void {
+  onResult(event: unknown): void {
     deliveredCounter(this.metrics, this.field).inc();
-    const event = this.trace?.take();
-    if (!event) return;
-    if (event.replayed) this.metrics.eventsReplayed.inc();
-    else if (event.appendedAt !== undefined) {
-      this.metrics.deliveryLag.observe(Math.max(0, Date.now() - event.appendedAt) / 1000);
+    if (typeof event !== 'object' || event === null) return;
+    const { replayed, appendedAt } = event as SourceEvent;
+    if (replayed) this.metrics.eventsReplayed.inc();
+    else if (replayed === false && appendedAt !== undefined) {
+      this.metrics.deliveryLag.observe(Math.max(0, Date.now() - appendedAt) / 1000);
     }
   }
   onEnd(): void {
@@ -59,33 +49,22 @@ class SubscriptionObserver implements Required<IterableHooks<unknown>> {
 }
 
 /**
- * Counts a subscription as active from now until the returned `onEnd`, and each result sent
- * through `onValue`: the delivered counter, the replayed counter and the delivery lag of live
- * `taskCompleted` events.
- */
-export function observeSubscription(
-  metrics: Metrics,
-  operation: ObservedOperation,
-): Required<IterableHooks<unknown>> {
-  const definition = getOperationAST(operation.document, operation.operationName);
-  const first = definition?.selectionSet.selections[0];
-  const field = first?.kind === Kind.FIELD ? first.name.value : 'unknown';
-  const trace = (operation.contextValue as Partial<GraphQLContext> | undefined)?.deliveryTrace;
-  metrics.activeSubscriptions.inc({ field });
-  return new SubscriptionObserver(metrics, field, trace);
-}
-
-/**
- * An envelop plugin (HTTP/SSE and WebSocket alike): {@link observeSubscription} for each
- * subscription that yoga executes.
+ * Counts each subscription as active until it ends, and each result delivered: the delivered
+ * counter, the replayed counter and the delivery lag of live `taskCompleted` events (from the
+ * source event, which the stream hands to its observers beside the result). The same for every
+ * transport: every subscription is a {@link SubscriptionStream}.
  */
 export function useSubscriptionMetrics(metrics: Metrics): Plugin<GraphQLContext> {
   return {
     onSubscribe() {
       return {
-        onSubscribeResult({ args, result, setResult }) {
-          if (!isAsyncIterable(result)) return;
-          setResult(observeIterable(result, observeSubscription(metrics, args)));
+        onSubscribeResult({ args, result }) {
+          if (!(result instanceof SubscriptionStream)) return;
+          const definition = getOperationAST(args.document, args.operationName);
+          const first = definition?.selectionSet.selections[0];
+          const field = first?.kind === Kind.FIELD ? first.name.value : 'unknown';
+          metrics.activeSubscriptions.inc({ field });
+          result.observe(new SubscriptionObserver(metrics, field));
         },
       };
     },
