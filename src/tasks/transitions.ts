@@ -49,6 +49,17 @@ export const retry =
   (task) =>
     isRun(task, attempt) ? { ...task, status: TaskStatus.Queued, runAt, progress: 0, startedAt: null } : null;
 
+/**
+ * RUNNING -> RUNNING as the next attempt, for a worker that takes over a run whose worker died
+ * (no trip through QUEUED, since the taking worker runs it at once).
+ */
+export const resume =
+  (attempt: number, now: number): TaskChange =>
+  (task) =>
+    isRun(task, attempt)
+      ? { ...task, attempts: attempt + 1, startedAt: now, progress: 0, error: null }
+      : null;
+
 /** RUNNING -> QUEUED without spending the attempt: the worker is shutting down. */
 export const handBack =
   (attempt: number, now: number): TaskChange =>

@@ -32,10 +32,6 @@ export class ConnectionRegistry {
     if (set.size === 0) this.#byUser.delete(userId);
   }
 
-  countOf(userId: string): number {
-    return this.#byUser.get(userId)?.size ?? 0;
-  }
-
   /** Closes and forgets every connection of `userId`; returns how many there were. */
   closeUser(userId: string, code: number, reason: string): number {
     const set = this.#byUser.get(userId);

@@ -1,13 +1,12 @@
+import { MAX_TIMER_MS } from '../../lib/timers.js';
 import type { Logger } from '../../logger.js';
+import { recoverInterrupted } from '../../tasks/claims.js';
 import type { KindRegistry } from '../../tasks/kind-registry.js';
 import type { TaskQueue } from '../../tasks/ports.js';
 import type { Task } from '../../tasks/task.js';
 import { type AbortCause, executeTask } from '../../tasks/task-executor.js';
 import * as transitions from '../../tasks/transitions.js';
 import type { SqliteRepository } from './sqlite-repository.js';
-
-/** Longest single sleep of the due-task timer (Node's setTimeout limit is ~24.8 days). */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
  * The embedded queue: the SQLite store is the queue. Workers claim due QUEUED tasks in one
@@ -74,18 +73,7 @@ export class EmbeddedWorkers implements TaskQueue {
   async #recoverInterrupted(): Promise<void> {
     const now = Date.now();
     for (const id of this.#repository.runningTaskIds()) {
-      const event = await this.#repository.transition(id, (task) => {
-        const attempts = this.#kinds.get(task.kind)?.attempts ?? 1;
-        if (task.attempts < attempts) return transitions.retry(task.attempts, now)(task);
-        return transitions.fail(
-          task.attempts,
-          {
-            code: 'INTERRUPTED',
-            message: `the service stopped during attempt ${task.attempts} of ${attempts}`,
-          },
-          now,
-        )(task);
-      });
+      const event = await this.#repository.transition(id, recoverInterrupted(this.#kinds, now));
       if (event) this.#logger.warn('recovered interrupted task', { taskId: id, status: event.task.status });
     }
   }

@@ -22,9 +22,4 @@ export class MemoryBus implements LiveBus {
     if (!set) return;
     for (const listener of set) listener(event);
   }
-
-  /** Users with at least one listener; for tests and metrics. */
-  get userCount(): number {
-    return this.#listeners.size;
-  }
 }

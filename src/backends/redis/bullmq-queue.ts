@@ -1,10 +1,10 @@
 import { type Job, Queue, Worker } from 'bullmq';
 import type { Logger } from '../../logger.js';
+import { claimForRun } from '../../tasks/claims.js';
 import type { KindRegistry } from '../../tasks/kind-registry.js';
-import type { TaskChange, TaskQueue, TaskRepository } from '../../tasks/ports.js';
-import { isFinal, type Task, TaskStatus } from '../../tasks/task.js';
+import type { TaskQueue, TaskRepository } from '../../tasks/ports.js';
+import { type Task, TaskStatus } from '../../tasks/task.js';
 import { type AbortCause, executeTask } from '../../tasks/task-executor.js';
-import * as transitions from '../../tasks/transitions.js';
 import type { RedisKeys } from './keys.js';
 import type { RedisChannels } from './redis-channels.js';
 import type { RedisClient } from './redis-connection.js';
@@ -160,21 +160,7 @@ export class BullmqQueue implements TaskQueue {
     const { repository, kinds, logger } = this.#options;
     const { taskId } = job.data;
     if (this.#running.has(taskId)) return;
-    const now = Date.now();
-    const take: TaskChange = (task) => {
-      if (task.external || isFinal(task.status)) return null;
-      if (task.status === TaskStatus.Queued) return transitions.claim(now)(task);
-      const attempts = kinds.get(task.kind)?.attempts ?? 1;
-      if (task.attempts < attempts) {
-        return { ...task, attempts: task.attempts + 1, startedAt: now, progress: 0 };
-      }
-      return transitions.fail(
-        task.attempts,
-        { code: 'INTERRUPTED', message: `the worker stopped during attempt ${task.attempts} of ${attempts}` },
-        now,
-      )(task);
-    };
-    const claimed = await repository.transition(taskId, take);
+    const claimed = await repository.transition(taskId, claimForRun(kinds, Date.now()));
     if (!claimed || claimed.task.status !== TaskStatus.Running) return;
     const abort = new AbortController();
     this.#running.set(taskId, abort);
