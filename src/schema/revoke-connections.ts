@@ -1,4 +1,4 @@
-import { clientError, ErrorCode } from '../errors.js';
+import { ForbiddenError, InvalidInputError } from '../tasks/errors.js';
 import { requireViewer } from '../tasks/task-service.js';
 import { builder } from './builder.js';
 
@@ -9,11 +9,11 @@ builder.mutationField('revokeUserConnections', (t) =>
     args: { userId: t.arg.id({ required: true }) },
     resolve: async (_root, { userId }, { viewer, revokeUserConnections }) => {
       if (!requireViewer(viewer).isService) {
-        throw clientError(ErrorCode.Forbidden, 'revokeUserConnections needs the service role');
+        throw new ForbiddenError('revokeUserConnections needs the service role');
       }
       const id = String(userId);
       if (id.length === 0 || id.length > 200) {
-        throw clientError(ErrorCode.BadUserInput, 'userId: must be 1 to 200 characters', { field: 'userId' });
+        throw new InvalidInputError('userId', 'must be 1 to 200 characters');
       }
       return revokeUserConnections(id);
     },

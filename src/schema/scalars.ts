@@ -1,5 +1,5 @@
 import { Kind, type ValueNode } from 'graphql';
-import { clientError, ErrorCode } from '../errors.js';
+import { clientError, ErrorCode } from '../graphql/error-mapper.js';
 import type { Json } from '../tasks/task.js';
 import { builder } from './builder.js';
 

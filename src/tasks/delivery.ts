@@ -1,6 +1,6 @@
 import type { Viewer } from '../auth/viewer.js';
-import { CursorExpiredError, clientError, ErrorCode, InvalidCursorError } from '../errors.js';
 import { AsyncQueue } from '../lib/async-queue.js';
+import { CursorExpiredError, InvalidCursorError, InvalidInputError, NotFoundError } from './errors.js';
 import type { Backend } from './ports.js';
 import { isFinal, type Task, type TaskEvent } from './task.js';
 import { assertCanActFor } from './task-service.js';
@@ -13,12 +13,9 @@ export interface DeliveredEvent extends TaskEvent {
 /** Replay reads the log in pages of this many events. */
 const REPLAY_PAGE = 500;
 
-function cursorExpired(error: CursorExpiredError, after: string | null) {
-  return clientError(
-    ErrorCode.CursorExpired,
-    `${error.message}; reconcile with the tasks query and subscribe again without "after"`,
-    { cursor: after },
-  );
+/** The log's error, naming the cursor the subscriber last held. */
+function cursorExpired(error: CursorExpiredError, cursor: string | null): CursorExpiredError {
+  return new CursorExpiredError(error.message, { cursor });
 }
 
 type Tasks = Backend['tasks'];
@@ -115,8 +112,8 @@ export class Delivery {
 
   /**
    * Every task of `userId` that reaches a final status; with `after`, first the completions after
-   * that cursor from the log (`replayed: true`). Throws CURSOR_EXPIRED before streaming when the
-   * cursor is older than the retained log.
+   * that cursor from the log (`replayed: true`). Throws {@link CursorExpiredError} before
+   * streaming when the cursor is older than the retained log.
    */
   async completions(
     viewer: Viewer,
@@ -130,7 +127,7 @@ export class Delivery {
         tasks.assertCursor(after);
       } catch (error) {
         if (error instanceof InvalidCursorError) {
-          throw clientError(ErrorCode.BadUserInput, `after: ${error.message}`, { field: 'after' });
+          throw new InvalidInputError('after', error.message);
         }
         throw error;
       }
@@ -155,13 +152,13 @@ export class Delivery {
   }
 
   /**
-   * The task's current state, then each change, ending after a final one. FORBIDDEN for another
-   * user's task, NOT_FOUND for no task.
+   * The task's current state, then each change, ending after a final one.
+   * `ForbiddenError` for another user's task, {@link NotFoundError} for no task.
    */
   async taskUpdates(viewer: Viewer, id: string): Promise<AsyncQueue<Task>> {
     const { tasks, bus } = this.#backend;
     const initial = await tasks.get(id);
-    if (!initial) throw clientError(ErrorCode.NotFound, `no task with id ${JSON.stringify(id)}`, { id });
+    if (!initial) throw new NotFoundError(id);
     assertCanActFor(viewer, initial.userId);
 
     let buffer: Task[] | null = [];

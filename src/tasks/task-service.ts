@@ -1,6 +1,14 @@
 import type { Viewer } from '../auth/viewer.js';
-import { clientError, ErrorCode, InvalidCursorError, rateLimitedError } from '../errors.js';
 import type { Logger } from '../logger.js';
+import {
+  ConflictError,
+  ForbiddenError,
+  InvalidCursorError,
+  InvalidInputError,
+  NotFoundError,
+  RateLimitedError,
+  UnauthenticatedError,
+} from './errors.js';
 import type { KindRegistry } from './kind-registry.js';
 import type { Backend, RateLimiter, TaskPage } from './ports.js';
 import { isFinal, type Json, newTask, type Task, type TaskStatus } from './task.js';
@@ -39,38 +47,26 @@ export const MAX_PAGE_SIZE = 100;
 const MAX_ID_LENGTH = 200;
 const MAX_INPUT_BYTES = 1_048_576;
 
-/** Throws UNAUTHENTICATED unless there is a verified caller. */
+/** Throws {@link UnauthenticatedError} unless there is a verified caller. */
 export function requireViewer(viewer: Viewer | null): Viewer {
-  if (!viewer) {
-    throw clientError(
-      ErrorCode.Unauthenticated,
-      'Authentication required: send "Authorization: Bearer <token>" (graphql-ws: connectionParams.authorization)',
-    );
-  }
+  if (!viewer) throw new UnauthenticatedError();
   return viewer;
 }
 
-/** Throws FORBIDDEN unless the caller is `userId` or a service. */
+/** Throws {@link ForbiddenError} unless the caller is `userId` or a service. */
 export function assertCanActFor(viewer: Viewer, userId: string): void {
   if (viewer.userId !== userId && !viewer.isService) {
-    throw clientError(
-      ErrorCode.Forbidden,
-      `user ${viewer.userId} may not access the tasks of user ${userId}`,
-    );
+    throw new ForbiddenError(`user ${viewer.userId} may not access the tasks of user ${userId}`);
   }
 }
 
 function assertService(viewer: Viewer, what: string): void {
-  if (!viewer.isService) throw clientError(ErrorCode.Forbidden, `${what} needs the service role`);
-}
-
-function badInput(field: string, message: string, extra: Record<string, unknown> = {}) {
-  return clientError(ErrorCode.BadUserInput, `${field}: ${message}`, { field, ...extra });
+  if (!viewer.isService) throw new ForbiddenError(`${what} needs the service role`);
 }
 
 function assertId(field: string, value: string): void {
   if (value.length === 0 || value.length > MAX_ID_LENGTH) {
-    throw badInput(field, `must be 1 to ${MAX_ID_LENGTH} characters`);
+    throw new InvalidInputError(field, `must be 1 to ${MAX_ID_LENGTH} characters`);
   }
 }
 
@@ -95,25 +91,22 @@ export class TaskService {
     const userId = args.userId ?? viewer.userId;
     assertId('userId', userId);
     if (userId !== viewer.userId && !viewer.isService) {
-      throw clientError(
-        ErrorCode.Forbidden,
-        'only a service caller may start a task on behalf of another user',
-      );
+      throw new ForbiddenError('only a service caller may start a task on behalf of another user');
     }
     if (this.#startLimit && !viewer.isService) {
       const decision = await this.#startLimit.limiter.take(viewer.userId);
       if (!decision.allowed) {
         this.#startLimit.onLimited?.();
-        throw rateLimitedError(
+        throw new RateLimitedError(
           `startTask: at most ${this.#startLimit.perMinute} per minute per user; retry in ${Math.ceil(decision.retryAfterMs / 1000)} s`,
           decision.retryAfterMs,
-          { limit: 'startTask' },
+          'startTask',
         );
       }
     }
     const kind = this.kinds.get(args.kind);
     if (!kind) {
-      throw badInput('kind', `unknown task kind ${JSON.stringify(args.kind)}`, {
+      throw new InvalidInputError('kind', `unknown task kind ${JSON.stringify(args.kind)}`, {
         knownKinds: this.kinds.list().map((k) => k.name),
       });
     }
@@ -121,16 +114,18 @@ export class TaskService {
       args.idempotencyKey !== undefined &&
       (args.idempotencyKey.length === 0 || args.idempotencyKey.length > 200)
     ) {
-      throw badInput('idempotencyKey', 'must be 1 to 200 characters');
+      throw new InvalidInputError('idempotencyKey', 'must be 1 to 200 characters');
     }
     const rawInput = args.input ?? {};
     if (Buffer.byteLength(JSON.stringify(rawInput)) > MAX_INPUT_BYTES) {
-      throw badInput('input', `larger than ${MAX_INPUT_BYTES} bytes`);
+      throw new InvalidInputError('input', `larger than ${MAX_INPUT_BYTES} bytes`);
     }
     const parsed = this.kinds.parseInput(kind, rawInput);
     if (!parsed.ok) {
       const [first] = parsed.problems;
-      throw badInput(first?.path ?? 'input', first?.message ?? 'invalid', { problems: parsed.problems });
+      throw new InvalidInputError(first?.path ?? 'input', first?.message ?? 'invalid', {
+        problems: parsed.problems,
+      });
     }
     const task = newTask({
       userId,
@@ -142,8 +137,7 @@ export class TaskService {
     const { task: stored, created } = await this.#backend.tasks.create(task);
     if (!created) {
       if (stored.kind !== task.kind || JSON.stringify(stored.input) !== JSON.stringify(task.input)) {
-        throw clientError(
-          ErrorCode.Conflict,
+        throw new ConflictError(
           `idempotencyKey ${JSON.stringify(args.idempotencyKey)} was already used for task ${stored.id} with another kind or input`,
           { taskId: stored.id },
         );
@@ -155,7 +149,7 @@ export class TaskService {
     return stored;
   }
 
-  /** The task, or `null` when there is none; FORBIDDEN when it is another user's. */
+  /** The task, or `null` when there is none; {@link ForbiddenError} when it is another user's. */
   async get(viewer: Viewer, id: string): Promise<Task | null> {
     assertId('id', id);
     const task = await this.#backend.tasks.get(id);
@@ -170,12 +164,12 @@ export class TaskService {
     const owner = userId ?? (viewer.isService ? undefined : viewer.userId);
     if (owner !== undefined) assertCanActFor(viewer, owner);
     if (!Number.isInteger(first) || first < 0 || first > MAX_PAGE_SIZE) {
-      throw badInput('first', `must be from 0 to ${MAX_PAGE_SIZE}`);
+      throw new InvalidInputError('first', `must be from 0 to ${MAX_PAGE_SIZE}`);
     }
     try {
       return await this.#backend.tasks.list({ userId: owner, statuses: status, first, after });
     } catch (error) {
-      if (error instanceof InvalidCursorError) throw badInput('after', error.message);
+      if (error instanceof InvalidCursorError) throw new InvalidInputError('after', error.message);
       throw error;
     }
   }
@@ -199,7 +193,7 @@ export class TaskService {
   async reportProgress(viewer: Viewer, id: string, progress: number): Promise<Task> {
     assertService(viewer, 'reportTaskProgress');
     if (!Number.isFinite(progress) || progress < 0 || progress > 1) {
-      throw badInput('progress', 'must be from 0 to 1');
+      throw new InvalidInputError('progress', 'must be from 0 to 1');
     }
     const task = await this.#requireExternal(viewer, id, 'reportTaskProgress');
     const event = await this.#backend.tasks.transition(
@@ -219,9 +213,9 @@ export class TaskService {
 
   async fail(viewer: Viewer, id: string, message: string, code: string | undefined): Promise<Task> {
     assertService(viewer, 'failTask');
-    if (message.length === 0) throw badInput('message', 'must not be empty');
+    if (message.length === 0) throw new InvalidInputError('message', 'must not be empty');
     if (code !== undefined && !/^[A-Z][A-Z0-9_]{0,63}$/.test(code)) {
-      throw badInput('code', 'must be UPPER_SNAKE_CASE, at most 64 characters');
+      throw new InvalidInputError('code', 'must be UPPER_SNAKE_CASE, at most 64 characters');
     }
     return this.#finishExternal(viewer, id, { error: { code: code ?? 'FAILED', message } }, 'failTask');
   }
@@ -240,14 +234,14 @@ export class TaskService {
 
   async #require(viewer: Viewer, id: string): Promise<Task> {
     const task = await this.get(viewer, id);
-    if (!task) throw clientError(ErrorCode.NotFound, `no task with id ${JSON.stringify(id)}`, { id });
+    if (!task) throw new NotFoundError(id);
     return task;
   }
 
   async #requireExternal(viewer: Viewer, id: string, field: string): Promise<Task> {
     const task = await this.#require(viewer, id);
     if (!task.external) {
-      throw badInput(
+      throw new InvalidInputError(
         'id',
         `${field} applies to external kinds only; task ${id} is of kind ${task.kind}, run by the service`,
       );
@@ -255,8 +249,8 @@ export class TaskService {
     return task;
   }
 
-  #finished(id: string, task: Task, action: string) {
-    return clientError(ErrorCode.Conflict, `cannot ${action} task ${id}: it is already ${task.status}`, {
+  #finished(id: string, task: Task, action: string): ConflictError {
+    return new ConflictError(`cannot ${action} task ${id}: it is already ${task.status}`, {
       status: task.status,
     });
   }

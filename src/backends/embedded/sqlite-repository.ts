@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { CursorExpiredError, InvalidCursorError } from '../../errors.js';
+import { CursorExpiredError, InvalidCursorError } from '../../tasks/errors.js';
+import { decodeTaskCursor, encodeTaskCursor } from '../../tasks/page-cursor.js';
 import type {
   ReadEventsOptions,
   TaskChange,
@@ -56,18 +57,6 @@ function migrate(db: Database.Database): void {
   if (!columns.some((column) => column.name === 'appended_at')) {
     db.exec('ALTER TABLE events ADD COLUMN appended_at INTEGER');
   }
-}
-
-const TASK_CURSOR_PREFIX = 't';
-
-function encodeTaskCursor(seq: number): string {
-  return Buffer.from(`${TASK_CURSOR_PREFIX}:${seq}`).toString('base64url');
-}
-
-function decodeTaskCursor(cursor: string): number {
-  const match = /^t:(\d{1,15})$/.exec(Buffer.from(cursor, 'base64url').toString());
-  if (!match?.[1]) throw new InvalidCursorError(`not a task list cursor: ${JSON.stringify(cursor)}`);
-  return Number(match[1]);
 }
 
 function parseEventCursor(cursor: string): number {

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { CursorExpiredError, InvalidCursorError } from '../../errors.js';
 import { BoundedMap } from '../../lib/bounded-map.js';
+import { CursorExpiredError, InvalidCursorError } from '../../tasks/errors.js';
+import { decodeTaskCursor, encodeTaskCursor } from '../../tasks/page-cursor.js';
 import type {
   ReadEventsOptions,
   TaskChange,
@@ -34,16 +35,6 @@ function parseStreamId(cursor: string): [number, number] {
   const match = STREAM_ID.exec(cursor);
   if (!match) throw new InvalidCursorError(`not an event cursor: ${JSON.stringify(cursor)}`);
   return [Number(match[1]), Number(match[2])];
-}
-
-function encodeTaskCursor(seq: number): string {
-  return Buffer.from(`t:${seq}`).toString('base64url');
-}
-
-function decodeTaskCursor(cursor: string): number {
-  const match = /^t:(\d{1,15})$/.exec(Buffer.from(cursor, 'base64url').toString());
-  if (!match?.[1]) throw new InvalidCursorError(`not a task list cursor: ${JSON.stringify(cursor)}`);
-  return Number(match[1]);
 }
 
 function entryToEvent([id, fields]: StreamEntry): TaskEvent & { final: boolean } {

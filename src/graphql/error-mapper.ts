@@ -1,0 +1,146 @@
+import { GraphQLError } from 'graphql';
+import type { Logger } from '../logger.js';
+import {
+  ConflictError,
+  CursorExpiredError,
+  ForbiddenError,
+  InvalidCursorError,
+  InvalidInputError,
+  NotFoundError,
+  RateLimitedError,
+  TaskServiceError,
+  UnauthenticatedError,
+} from '../tasks/errors.js';
+
+/** `extensions.code` of every error a client can receive. */
+export const ErrorCode = {
+  Unauthenticated: 'UNAUTHENTICATED',
+  Forbidden: 'FORBIDDEN',
+  BadUserInput: 'BAD_USER_INPUT',
+  NotFound: 'NOT_FOUND',
+  Conflict: 'CONFLICT',
+  RateLimited: 'RATE_LIMITED',
+  /** A per-connection limit (e.g. `MAX_SUBSCRIPTIONS_PER_CONNECTION`); retrying on that connection will not help until something ends. */
+  LimitExceeded: 'LIMIT_EXCEEDED',
+  CursorExpired: 'CURSOR_EXPIRED',
+  /** A masked internal failure: its message says nothing more than "Unexpected error.". */
+  InternalServerError: 'INTERNAL_SERVER_ERROR',
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/** yoga's message for a masked error. */
+const UNEXPECTED_ERROR = 'Unexpected error.';
+
+const HTTP_STATUS: Partial<Record<ErrorCode, number>> = { UNAUTHENTICATED: 401, RATE_LIMITED: 429 };
+
+/** The transport's half of "authentication required", which the domain cannot know. */
+const HOW_TO_AUTHENTICATE =
+  'send "Authorization: Bearer <token>" (graphql-ws: connectionParams.authorization)';
+
+/**
+ * An error born at the edge (a token refused, a per-connection limit): its message is shown as is,
+ * `extensions.code` says what kind it is and, for UNAUTHENTICATED and RATE_LIMITED,
+ * `extensions.http` gives yoga the HTTP status.
+ */
+export function clientError(
+  code: ErrorCode,
+  message: string,
+  extensions: Record<string, unknown> = {},
+): GraphQLError {
+  return new GraphQLError(message, { extensions: codeExtensions(code, extensions) });
+}
+
+/** `code`, then `extensions`, then the code's HTTP status if it has one. */
+function codeExtensions(code: ErrorCode, extensions: Record<string, unknown>): Record<string, unknown> {
+  const status = HTTP_STATUS[code];
+  return { code, ...extensions, ...(status ? { http: { status } } : {}) };
+}
+
+interface ClientShape {
+  readonly message: string;
+  readonly extensions: Record<string, unknown>;
+}
+
+function shape(code: ErrorCode, message: string, extensions: Record<string, unknown> = {}): ClientShape {
+  return { message, extensions: codeExtensions(code, extensions) };
+}
+
+/** Each domain error class as the client sees it; `null` for one no client may see. */
+function describe(error: TaskServiceError): ClientShape | null {
+  if (error instanceof UnauthenticatedError) {
+    return shape(ErrorCode.Unauthenticated, `${error.message}: ${HOW_TO_AUTHENTICATE}`);
+  }
+  if (error instanceof ForbiddenError) return shape(ErrorCode.Forbidden, error.message);
+  if (error instanceof NotFoundError) return shape(ErrorCode.NotFound, error.message, { id: error.id });
+  if (error instanceof ConflictError) {
+    return shape(ErrorCode.Conflict, error.message, {
+      ...(error.taskId !== undefined ? { taskId: error.taskId } : {}),
+      ...(error.status !== undefined ? { status: error.status } : {}),
+    });
+  }
+  if (error instanceof RateLimitedError) {
+    // Whole seconds, at least one: what Retry-After can say.
+    const retryAfter = Math.max(1, Math.ceil(error.retryAfterMs / 1000));
+    return {
+      message: error.message,
+      extensions: {
+        code: ErrorCode.RateLimited,
+        retryAfter,
+        limit: error.limit,
+        http: { status: 429, headers: { 'retry-after': String(retryAfter) } },
+      },
+    };
+  }
+  if (error instanceof InvalidInputError) {
+    return shape(ErrorCode.BadUserInput, error.message, {
+      field: error.field,
+      ...(error.knownKinds !== undefined ? { knownKinds: error.knownKinds } : {}),
+      ...(error.problems !== undefined ? { problems: error.problems } : {}),
+    });
+  }
+  if (error instanceof CursorExpiredError) {
+    return shape(
+      ErrorCode.CursorExpired,
+      `${error.message}; reconcile with the tasks query and subscribe again without "after"`,
+      { cursor: error.cursor },
+    );
+  }
+  if (error instanceof InvalidCursorError) return shape(ErrorCode.BadUserInput, error.message);
+  return null;
+}
+
+/**
+ * A domain error as a client error: its `extensions.code`, its fields as extensions and, where one
+ * applies, `extensions.http` (401 for UNAUTHENTICATED; 429 and `Retry-After` for RATE_LIMITED).
+ * Accepts the domain error itself or the `GraphQLError` graphql-js wrapped it in, whose
+ * `path` and `locations` the result keeps. `null` for anything else.
+ */
+export function toClientError(error: unknown): GraphQLError | null {
+  const located = error instanceof GraphQLError ? error : undefined;
+  const domain = located ? located.originalError : error;
+  const described = domain instanceof TaskServiceError ? describe(domain) : null;
+  if (!described) return null;
+  return new GraphQLError(described.message, {
+    nodes: located?.nodes ?? null,
+    source: located?.source ?? null,
+    positions: located?.positions ?? null,
+    path: located?.path ?? null,
+    extensions: described.extensions,
+  });
+}
+
+/**
+ * yoga's `maskError`, and the one for pushed subscriptions: a client error passes as it is, a
+ * domain error becomes its client error ({@link toClientError}), anything else is logged and
+ * becomes "Unexpected error." with code INTERNAL_SERVER_ERROR.
+ */
+export function createMaskError(logger: Logger): (error: unknown, message?: string) => GraphQLError {
+  return (error, message = UNEXPECTED_ERROR) => {
+    const mapped = toClientError(error);
+    if (mapped) return mapped;
+    if (error instanceof GraphQLError && (error.originalError ?? error) instanceof GraphQLError) return error;
+    const original = error instanceof GraphQLError ? error.originalError : error;
+    logger.error('internal error', { err: original });
+    return new GraphQLError(message, { extensions: { code: ErrorCode.InternalServerError } });
+  };
+}
