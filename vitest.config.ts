@@ -16,6 +16,7 @@ const CONTRACT_SUITES = [
   'test/ops-production.test.ts',
   'test/ops-fuzz.test.ts',
   'test/client/task-client.test.ts',
+  'test/service-rules.test.ts',
 ];
 /** Suites about distributed mode only (several processes, Redis faults, Redis Cluster). */
 const REDIS_SUITES = ['test/redis/**/*.test.ts', 'test/ops-distributed.test.ts', 'test/soak.test.ts'];
