@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { ErrorCode } from '../errors.js';
+import { ErrorCode } from '../graphql/error-mapper.js';
 
 /** After a 413, this much more of the refused body is read and dropped so the client sees the answer. */
 const DISCARD_LIMIT_BYTES = 16 * 1_048_576;

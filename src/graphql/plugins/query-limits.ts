@@ -1,8 +1,8 @@
 import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
 import { GraphQLError, NoSchemaIntrospectionCustomRule, type ValidationContext } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
-import { ErrorCode } from '../../errors.js';
 import type { LimitName } from '../../observability/metrics.js';
+import { ErrorCode } from '../error-mapper.js';
 
 export interface QueryLimits {
   readonly maxDepth: number;
