@@ -8,9 +8,8 @@ import {
   jwtVerify,
   SignJWT,
 } from 'jose';
+import { LRUCache } from 'lru-cache';
 import type { AuthConfig } from '../config.js';
-import { clientError, ErrorCode } from '../errors.js';
-import { BoundedMap } from '../lib/bounded-map.js';
 import { SERVICE_ROLE, type Viewer } from './viewer.js';
 
 /** Why a token was refused; the message is safe to show to the caller. */
@@ -25,6 +24,12 @@ export interface TokenVerifier {
 
 /** Verified tokens remembered per verifier. */
 const VERIFIED_TOKEN_CACHE_SIZE = 10_000;
+
+/**
+ * The longest a verified token is remembered, however far off its expiry: a JWKS key rotated out
+ * stops being honoured after at most this long.
+ */
+const VERIFIED_TOKEN_MAX_TTL_MS = 5 * 60_000;
 
 const ASYMMETRIC_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'ES256', 'ES384', 'ES512', 'EdDSA'];
 
@@ -80,16 +85,20 @@ export function createTokenVerifier(auth: AuthConfig): TokenVerifier {
     };
   };
   // The same token string always verifies to the same caller until it expires, and a signature
-  // check costs tens of microseconds: remember recent ones (oldest dropped first).
-  const verified = new BoundedMap<string, Viewer>(VERIFIED_TOKEN_CACHE_SIZE);
+  // check costs tens of microseconds: remember recently used ones, each until its expiry.
+  const verified = new LRUCache<string, Viewer>({ max: VERIFIED_TOKEN_CACHE_SIZE });
   return {
     async verify(token, options) {
       if (options?.cache === false) return verifyNow(token);
       const known = verified.get(token);
-      if (known && (known.expiresAt === null || known.expiresAt > Date.now())) return known;
-      verified.delete(token);
+      if (known) return known;
       const viewer = await verifyNow(token);
-      verified.set(token, viewer);
+      const ttl = Math.min(
+        VERIFIED_TOKEN_MAX_TTL_MS,
+        viewer.expiresAt === null ? Number.POSITIVE_INFINITY : viewer.expiresAt - Date.now(),
+      );
+      // A TTL of 0 would mean "forever" to the cache; a token expiring this very moment is not kept.
+      if (ttl >= 1) verified.set(token, viewer, { ttl });
       return viewer;
     },
   };
@@ -113,17 +122,6 @@ export function bearerToken(header: string | null | undefined): string | null {
   const match = /^Bearer\s+(\S+)\s*$/i.exec(header.trim());
   if (!match?.[1]) throw new TokenError('expected "Authorization: Bearer <token>"');
   return match[1];
-}
-
-/** Verifies an Authorization header value for a GraphQL request; UNAUTHENTICATED when it is bad. */
-export async function viewerFromHeader(verifier: TokenVerifier, header: string | null | undefined) {
-  try {
-    const token = bearerToken(header);
-    return token === null ? null : await verifier.verify(token);
-  } catch (error) {
-    if (error instanceof TokenError) throw clientError(ErrorCode.Unauthenticated, error.message);
-    throw error;
-  }
 }
 
 export interface MintOptions {

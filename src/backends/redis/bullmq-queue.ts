@@ -6,20 +6,10 @@ import type { TaskQueue, TaskRepository } from '../../tasks/ports.js';
 import { type Task, TaskStatus } from '../../tasks/task.js';
 import { type AbortCause, executeTask } from '../../tasks/task-executor.js';
 import type { RedisKeys } from './keys.js';
-import type { RedisChannels } from './redis-channels.js';
 import type { RedisClient } from './redis-connection.js';
+import type { GuardedRedisPubSub } from './redis-pubsub.js';
 
 const QUEUE_NAME = 'tasks';
-
-/** The task id in a cancellation message (a JSON string), or `null` when it holds none. */
-function parseCancellation(message: string): string | null {
-  try {
-    const taskId: unknown = JSON.parse(message);
-    return typeof taskId === 'string' ? taskId : null;
-  } catch {
-    return null;
-  }
-}
 
 interface RunJob {
   readonly taskId: string;
@@ -28,7 +18,7 @@ interface RunJob {
 export interface BullmqQueueOptions {
   readonly client: RedisClient;
   /** Carries cancellations to whichever worker runs the task. */
-  readonly channels: RedisChannels;
+  readonly channels: GuardedRedisPubSub;
   readonly keys: RedisKeys;
   readonly repository: TaskRepository;
   readonly kinds: KindRegistry;
@@ -81,18 +71,17 @@ export class BullmqQueue implements TaskQueue {
   }
 
   async cancel(taskId: string): Promise<void> {
-    // JSON, as graphql-redis-subscriptions sent it, so workers of both versions understand it.
-    await this.#options.channels.publish(this.#options.keys.cancellations(), JSON.stringify(taskId));
+    // The task id as JSON, as it has always been sent, so workers of every version understand it.
+    await this.#options.channels.publish(this.#options.keys.cancellations(), taskId);
   }
 
   /** Starts a BullMQ worker running `concurrency` tasks at once in this process. */
   async start(concurrency: number): Promise<void> {
     if (concurrency === 0 || this.#worker) return;
     const { channels, keys, logger, lockDurationMs = 30_000 } = this.#options;
-    this.#stopCancellations = await channels.subscribe(keys.cancellations(), (message) => {
-      const taskId = parseCancellation(message);
-      if (taskId === null) {
-        logger.warn('dropped a malformed cancellation', { length: message.length });
+    this.#stopCancellations = await channels.subscribe(keys.cancellations(), (taskId) => {
+      if (typeof taskId !== 'string') {
+        logger.warn('dropped a malformed cancellation', { type: typeof taskId });
         return;
       }
       this.#running.get(taskId)?.abort('cancelled' satisfies AbortCause);

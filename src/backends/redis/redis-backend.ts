@@ -5,9 +5,9 @@ import type { Backend, ProbeResult, TaskEventObserver } from '../../tasks/ports.
 import { BullmqQueue } from './bullmq-queue.js';
 import { RedisKeys } from './keys.js';
 import { RedisBus } from './redis-bus.js';
-import { RedisChannels } from './redis-channels.js';
 import { createRedisClient, parseRedisUrl, type RedisClient, waitUntilReady } from './redis-connection.js';
 import { RedisControl } from './redis-control.js';
+import { GuardedRedisPubSub } from './redis-pubsub.js';
 import { RedisRateLimiter } from './redis-rate-limiter.js';
 import { RedisRepository } from './redis-repository.js';
 
@@ -107,18 +107,18 @@ export async function createRedisBackend(options: RedisBackendOptions): Promise<
     throw error;
   }
   const repository = new RedisRepository({ client, keys, eventRetention, observe });
-  const channels = new RedisChannels(client, subscriber, logger);
-  const bus = new RedisBus(channels, subscriber, keys, logger);
+  const pubsub = new GuardedRedisPubSub({ publisher: client, subscriber, logger });
+  const bus = new RedisBus(pubsub, keys, logger);
   const queue = new BullmqQueue({
     client,
-    channels,
+    channels: pubsub,
     keys,
     repository,
     kinds,
     logger,
     ...(options.lockDurationMs === undefined ? {} : { lockDurationMs: options.lockDurationMs }),
   });
-  const control = new RedisControl(channels, keys, logger);
+  const control = new RedisControl(pubsub, keys);
   return {
     tasks: repository,
     bus,

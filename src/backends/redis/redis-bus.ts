@@ -2,8 +2,7 @@ import type { Logger } from '../../logger.js';
 import type { LiveBus } from '../../tasks/ports.js';
 import type { TaskEvent } from '../../tasks/task.js';
 import type { RedisKeys } from './keys.js';
-import type { RedisChannels } from './redis-channels.js';
-import type { RedisClient } from './redis-connection.js';
+import type { GuardedRedisPubSub } from './redis-pubsub.js';
 
 /** The shape a live event must have to reach a listener (the Lua scripts publish it as JSON). */
 function isTaskEvent(value: unknown): value is TaskEvent {
@@ -13,31 +12,29 @@ function isTaskEvent(value: unknown): value is TaskEvent {
 }
 
 /**
- * Live fan-out over Redis pub/sub, one channel per user. {@link RedisChannels} counts the
+ * Live fan-out over Redis pub/sub, one channel per user. {@link GuardedRedisPubSub} counts the
  * listeners per channel, so this gateway subscribes to a user's channel while one of that user's
  * subscriptions is open here, and unsubscribes when the last one ends.
  */
 export class RedisBus implements LiveBus {
-  readonly #channels: RedisChannels;
+  readonly #pubsub: GuardedRedisPubSub;
   readonly #keys: RedisKeys;
   readonly #logger: Logger;
   readonly #gapListeners = new Set<() => void>();
   #readyBefore = false;
   /**
-   * The last message decoded and its event (`null` when it was malformed): the listeners of one
-   * channel are called one after the other with the same message, which is parsed only once.
+   * The last message checked and its event (`null` when it was not one): the listeners of one
+   * channel are called one after the other with the same parsed message, checked only once.
    */
-  #lastMessage: string | undefined;
+  #lastMessage: unknown;
   #lastEvent: TaskEvent | null = null;
 
-  /**
-   * @param subscriber the connection `channels` subscribes on; after it reconnects, listeners
-   *   are told of a possible gap.
-   */
-  constructor(channels: RedisChannels, subscriber: RedisClient, keys: RedisKeys, logger: Logger) {
-    this.#channels = channels;
+  /** After the connection `pubsub` subscribes on reconnects, listeners are told of a possible gap. */
+  constructor(pubsub: GuardedRedisPubSub, keys: RedisKeys, logger: Logger) {
+    this.#pubsub = pubsub;
     this.#keys = keys;
     this.#logger = logger;
+    const subscriber = pubsub.subscriber;
     subscriber.on('ready', () => {
       if (!this.#readyBefore) {
         this.#readyBefore = true;
@@ -62,8 +59,8 @@ export class RedisBus implements LiveBus {
     onGap?: () => void,
   ): Promise<() => void> {
     const channel = this.#keys.live(userId);
-    const stop = await this.#channels.subscribe(channel, (message) => {
-      const event = this.#decode(channel, message);
+    const stop = await this.#pubsub.subscribe(channel, (message) => {
+      const event = this.#asEvent(channel, message);
       if (event) listener(event);
     });
     const gap = onGap ? () => onGap() : undefined;
@@ -74,17 +71,11 @@ export class RedisBus implements LiveBus {
     };
   }
 
-  /** The event in `message`, or `null` (logged once) when it is not one. */
-  #decode(channel: string, message: string): TaskEvent | null {
+  /** `message` as an event, or `null` (logged once) when it is not one. */
+  #asEvent(channel: string, message: unknown): TaskEvent | null {
     if (message === this.#lastMessage) return this.#lastEvent;
-    let event: TaskEvent | null = null;
-    try {
-      const value: unknown = JSON.parse(message);
-      if (isTaskEvent(value)) event = value;
-    } catch {
-      // Logged below, like any other message that is not an event.
-    }
-    if (!event) this.#logger.warn('dropped a malformed live event', { channel, length: message.length });
+    const event = isTaskEvent(message) ? message : null;
+    if (!event) this.#logger.warn('dropped a malformed live event', { channel, type: typeof message });
     this.#lastMessage = message;
     this.#lastEvent = event;
     return event;

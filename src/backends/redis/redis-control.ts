@@ -1,7 +1,6 @@
-import type { Logger } from '../../logger.js';
 import type { ControlChannel, ControlMessage } from '../../tasks/ports.js';
 import type { RedisKeys } from './keys.js';
-import type { RedisChannels } from './redis-channels.js';
+import type { GuardedRedisPubSub } from './redis-pubsub.js';
 
 function isControlMessage(value: unknown): value is ControlMessage {
   if (typeof value !== 'object' || value === null) return false;
@@ -15,33 +14,24 @@ function isControlMessage(value: unknown): value is ControlMessage {
 
 /**
  * The control channel over Redis pub/sub: one channel that every gateway of the deployment hears.
- * Messages travel as JSON, as they did when graphql-redis-subscriptions carried them, so gateways
- * of both versions understand each other.
+ * Messages travel as JSON, as they always have, so gateways of different versions understand each
+ * other.
  */
 export class RedisControl implements ControlChannel {
-  readonly #channels: RedisChannels;
+  readonly #pubsub: GuardedRedisPubSub;
   readonly #channel: string;
-  readonly #logger: Logger;
 
-  constructor(channels: RedisChannels, keys: RedisKeys, logger: Logger) {
-    this.#channels = channels;
+  constructor(pubsub: GuardedRedisPubSub, keys: RedisKeys) {
+    this.#pubsub = pubsub;
     this.#channel = keys.control();
-    this.#logger = logger;
   }
 
-  async publish(message: ControlMessage): Promise<void> {
-    await this.#channels.publish(this.#channel, JSON.stringify(message));
+  publish(message: ControlMessage): Promise<void> {
+    return this.#pubsub.publish(this.#channel, message);
   }
 
-  async subscribe(listener: (message: ControlMessage) => void): Promise<() => void> {
-    return this.#channels.subscribe(this.#channel, (raw) => {
-      let message: unknown;
-      try {
-        message = JSON.parse(raw);
-      } catch {
-        this.#logger.warn('dropped a control message that is not JSON', { length: raw.length });
-        return;
-      }
+  subscribe(listener: (message: ControlMessage) => void): Promise<() => void> {
+    return this.#pubsub.subscribe(this.#channel, (message) => {
       // A message type this version does not know (a newer gateway's) is ignored.
       if (isControlMessage(message)) listener(message);
     });

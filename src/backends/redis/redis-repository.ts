@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { BoundedMap } from '../../lib/bounded-map.js';
+import { LRUCache } from 'lru-cache';
 import { CursorExpiredError, InvalidCursorError } from '../../tasks/errors.js';
 import { decodeTaskCursor, encodeTaskCursor } from '../../tasks/page-cursor.js';
 import type {
@@ -72,7 +72,7 @@ export class RedisRepository implements TaskRepository {
    * Task id -> owner, for tasks this process created or looked up: a task's owner never changes,
    * and a worker transitions the same task several times, so most transitions skip the GET.
    */
-  readonly #owners = new BoundedMap<string, string>(OWNER_CACHE_SIZE);
+  readonly #owners = new LRUCache<string, string>({ max: OWNER_CACHE_SIZE });
   readonly #observe: TaskEventObserver | undefined;
 
   constructor({ client, keys, eventRetention, observe }: RedisRepositoryOptions) {
