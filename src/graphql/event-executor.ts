@@ -7,25 +7,22 @@ import {
   type FragmentDefinitionNode,
   type GraphQLField,
   type GraphQLFieldResolver,
-  GraphQLIncludeDirective,
   GraphQLList,
   GraphQLNonNull,
   GraphQLObjectType,
   type GraphQLOutputType,
   type GraphQLResolveInfo,
   type GraphQLSchema,
-  GraphQLSkipDirective,
   getArgumentValues,
-  getDirectiveValues,
   getOperationAST,
   getVariableValues,
-  isAbstractType,
   isLeafType,
   Kind,
   type OperationDefinitionNode,
   type SelectionSetNode,
   visit,
 } from 'graphql';
+import { collectFields } from './field-collection.js';
 
 /**
  * Executes a subscription's selection set against one event. Returns `null` when the event does not
@@ -110,6 +107,11 @@ function directiveVariablesOf(document: DocumentNode): string[] {
 }
 
 /**
+ * Measured against graphql-jit 0.8.9 (median of 15 runs of 200k events, Node 20): on the
+ * document the SDK sends, 4.5 µs per event here against 5.7 µs (execute) and 7.7 vs 7.9 µs with
+ * the JSON frame; graphql-jit's errors also lack `originalError`, so internal messages would pass
+ * the mask. Kept for that; graphql-jit is smaller per plan (11 KB vs 29 KB, once per document).
+ *
  * Compiles the selection set of a subscription operation, so that each event costs only its
  * resolvers and serializers: no execution context, variable or argument coercion, or field
  * collection per event. The compiled plan is shared by every subscription to the same document
@@ -332,55 +334,4 @@ function compileCompletion(
   const subSelections = nodes.flatMap((node) => (node.selectionSet ? [node.selectionSet] : []));
   const plans = compileSelection(compilation, type, subSelections, path);
   return (value, run) => (value === null || value === undefined ? null : runPlans(plans, value, run));
-}
-
-/** graphql-js's field collection, with `@skip`/`@include` decided once for the operation's variables. */
-function collectFields(
-  compilation: Compilation,
-  type: GraphQLObjectType,
-  selectionSet: SelectionSetNode,
-  fields: Map<string, FieldNode[]>,
-  visitedFragments: Set<string>,
-): void {
-  const { schema } = compilation;
-  for (const selection of selectionSet.selections) {
-    if (!shouldInclude(compilation, selection)) continue;
-    switch (selection.kind) {
-      case Kind.FIELD: {
-        const key = selection.alias?.value ?? selection.name.value;
-        const existing = fields.get(key);
-        if (existing) existing.push(selection);
-        else fields.set(key, [selection]);
-        break;
-      }
-      case Kind.INLINE_FRAGMENT: {
-        const condition = selection.typeCondition?.name.value;
-        if (condition !== undefined && !appliesTo(schema, condition, type)) continue;
-        collectFields(compilation, type, selection.selectionSet, fields, visitedFragments);
-        break;
-      }
-      case Kind.FRAGMENT_SPREAD: {
-        const name = selection.name.value;
-        if (visitedFragments.has(name)) continue;
-        visitedFragments.add(name);
-        const fragment = compilation.fragments[name];
-        if (!fragment || !appliesTo(schema, fragment.typeCondition.name.value, type)) continue;
-        collectFields(compilation, type, fragment.selectionSet, fields, visitedFragments);
-        break;
-      }
-    }
-  }
-}
-
-function shouldInclude(compilation: Compilation, node: SelectionSetNode['selections'][number]): boolean {
-  const skip = getDirectiveValues(GraphQLSkipDirective, node, compilation.variables);
-  if (skip?.['if'] === true) return false;
-  const include = getDirectiveValues(GraphQLIncludeDirective, node, compilation.variables);
-  return include?.['if'] !== false;
-}
-
-function appliesTo(schema: GraphQLSchema, condition: string, type: GraphQLObjectType): boolean {
-  if (condition === type.name) return true;
-  const conditionType = schema.getType(condition);
-  return isAbstractType(conditionType) && schema.isSubType(conditionType, type);
 }
