@@ -5,6 +5,7 @@ import { bearerToken, TokenError, type TokenVerifier } from '../auth/tokens.js';
 import type { Viewer } from '../auth/viewer.js';
 import type { Config } from '../config.js';
 import { ErrorCode } from '../graphql/error-mapper.js';
+import { PushedSubscription } from '../graphql/plugins/subscription-streams.js';
 import type { SubscriptionStream } from '../graphql/subscription-stream.js';
 import type { GraphQLEndpoint } from '../graphql/yoga.js';
 import { requestIdFrom } from '../http/request-id.js';
@@ -107,6 +108,9 @@ export function createGraphQLWsHooks({
     },
     execute: (args) => (args.rootValue as EnvelopedRoot).execute(args) as never,
     subscribe: (args) => (args.rootValue as EnvelopedRoot).subscribe(args) as never,
+    // The pipeline hands a pushed subscription back as a marker: graphql-ws awaits its stand-in.
+    onOperation: (_ctx, _id, _payload, _args, result) =>
+      result instanceof PushedSubscription ? result.results : undefined,
     onNext: (_ctx, _id, _payload, _args, result) =>
       result.errors ? { ...result, errors: result.errors.map(formatForSocket) } : undefined,
     onError: (_ctx, _id, _payload, errors) => errors.map(formatForSocket),

@@ -1,3 +1,4 @@
+import type { ExecutionResult } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 import { SubscriptionStream, subscribeToStream } from '../subscription-stream.js';
 
@@ -8,6 +9,16 @@ import { SubscriptionStream, subscribeToStream } from '../subscription-stream.js
  */
 export interface PushingTransport {
   readonly pushResults?: (stream: SubscriptionStream) => AsyncIterableIterator<never>;
+}
+
+/**
+ * The pipeline's answer to a subscription whose transport delivers the results itself: to envelop
+ * an empty result, so that no plugin wraps (per subscription, for good) a stream whose events it
+ * would never see; the transport takes {@link results} in its place (graphql-ws's `onOperation`).
+ */
+export class PushedSubscription implements ExecutionResult {
+  declare readonly data?: undefined;
+  constructor(readonly results: AsyncIterableIterator<never>) {}
 }
 
 /**
@@ -24,7 +35,7 @@ export function useSubscriptionStreams(): Plugin<PushingTransport> {
       return {
         onSubscribeResult({ args, result, setResult }) {
           const push = (args.contextValue as PushingTransport).pushResults;
-          if (push && result instanceof SubscriptionStream) setResult(push(result));
+          if (push && result instanceof SubscriptionStream) setResult(new PushedSubscription(push(result)));
         },
       };
     },
