@@ -20,17 +20,30 @@ export function loadConfigOrExit(check: (config: Config) => void = () => {}): Co
 }
 
 /**
- * On the first SIGTERM/SIGINT runs `drain` and exits 0 (1 if it fails); a second signal exits
- * at once with 1.
+ * A signal this soon after the first is a copy of it, not an operator insisting: a terminal's
+ * Ctrl-C, systemd's default stop and `kill -- -PGID` signal the whole process group, and `npm start`
+ * forwards what it receives to the server, so the server gets the same signal twice within
+ * milliseconds.
+ */
+export const SIGNAL_COPY_WINDOW_MS = 1_000;
+
+/**
+ * On the first SIGTERM/SIGINT runs `drain` and exits 0 (1 if it fails). A signal within
+ * {@link SIGNAL_COPY_WINDOW_MS} of the first is ignored as a copy of it; a later one exits at once
+ * with 1.
  */
 export function drainOnSignals(logger: Logger, drain: (signal: NodeJS.Signals) => Promise<void>): void {
-  let draining = false;
+  let firstAt: number | undefined;
   const onSignal = (signal: NodeJS.Signals) => {
-    if (draining) {
+    if (firstAt !== undefined) {
+      if (Date.now() - firstAt < SIGNAL_COPY_WINDOW_MS) {
+        logger.info('signal copy ignored: already draining', { signal });
+        return;
+      }
       logger.warn('second signal: exiting now', { signal });
       process.exit(1);
     }
-    draining = true;
+    firstAt = Date.now();
     drain(signal).then(
       () => {
         logger.info('drained: exiting', { signal });

@@ -7,6 +7,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
+import { SIGNAL_COPY_WINDOW_MS } from '../src/process-lifecycle.js';
 import { type ChildServer, startChildServer } from './utils/child-server.js';
 import { waitFor } from './utils/deferred.js';
 import { getTask, lastEventCursor, startTask, waitForFinal } from './utils/ops.js';
@@ -124,8 +125,33 @@ describe('drain on SIGTERM (embedded mode)', () => {
     first.kill('SIGTERM');
     await waitFor(() => first.stderr().includes('"msg":"draining"'), 'the drain to begin');
     expect((await readyz(first)).status).toBe(503);
+    // Past the window in which a second signal counts as a copy of the first.
+    await new Promise((resolve) => setTimeout(resolve, SIGNAL_COPY_WINDOW_MS + 200));
     first.kill('SIGTERM');
     expect(await first.waitExit()).toEqual({ code: 1, signal: null });
     expect(first.stderr()).toContain('"msg":"second signal: exiting now"');
+  });
+
+  it('takes a copy of the signal (process group plus npm forwarding it) as one signal and still drains to exit 0', async () => {
+    const first = await startChildServer({ env: { DRAIN_GRACE_MS: '60000', LOG_LEVEL: 'info' } });
+    const token = await first.token('group-signal-user');
+    const running = await startTask(first, token, 'sleep', { ms: 2_000 });
+    await waitFor(
+      async () => (await getTask(first, token, running.id)).status === 'RUNNING',
+      'the sleep to run',
+    );
+    first.kill('SIGINT');
+    // Two signals sent at once merge into one delivery; the copy arrives once the first is handled.
+    await waitFor(() => first.stderr().includes('"msg":"draining"'), 'the drain to begin');
+    first.kill('SIGINT');
+    expect(await first.waitExit()).toEqual({ code: 0, signal: null });
+    expect(first.stderr()).toContain('"msg":"signal copy ignored: already draining"');
+    expect(first.stderr()).not.toContain('second signal');
+
+    const next = await startChildServer({ dataDir: first.dataDir, env: { LOG_LEVEL: 'info' } });
+    // Finished within the drain: the next instance finds it done, not handed back.
+    expect(await getTask(next, token, running.id)).toMatchObject({ status: 'SUCCEEDED', attempts: 1 });
+    next.kill('SIGTERM');
+    expect((await next.waitExit()).code).toBe(0);
   });
 });
