@@ -162,12 +162,13 @@ export function buildApp(deps: AppDeps): App {
     fetch: async (url, init = {}) => graphql.fetch(url, init, {}),
     async start() {
       if (config.auth.mode === 'secret' && config.auth.ephemeral) {
-        const secret = config.auth.secret;
+        const { secret, issuer, audience } = config.auth;
+        const claims = { issuer, audience };
         devTokens = {
           userId: 'demo-user',
-          user: await mintToken(secret, 'demo-user', { expiresIn: '30d' }),
+          user: await mintToken(secret, 'demo-user', { expiresIn: '30d', ...claims }),
           serviceId: 'demo-service',
-          service: await mintToken(secret, 'demo-service', { service: true, expiresIn: '30d' }),
+          service: await mintToken(secret, 'demo-service', { service: true, expiresIn: '30d', ...claims }),
         };
       }
       await backend.startWorkers(config.workerConcurrency);

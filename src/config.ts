@@ -14,11 +14,24 @@ export class ConfigError extends Error {
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
 const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error', 'silent'];
 
+/**
+ * Claims a token must carry besides `sub` and `exp`, checked when set; tokens minted by the service
+ * (`npm run token`, dev tokens) carry them.
+ */
+export interface TokenClaims {
+  /** `AUTH_ISSUER`: the one accepted `iss`. */
+  readonly issuer?: string | undefined;
+  /** `AUTH_AUDIENCE`: accepted `aud` values; a token must name at least one. */
+  readonly audience?: readonly string[] | undefined;
+}
+
 /** How tokens are verified. `ephemeral` only exists outside production, when no key is configured. */
-export type AuthConfig =
+export type AuthConfig = (
   | { readonly mode: 'secret'; readonly secret: string; readonly ephemeral: boolean }
   | { readonly mode: 'jwks'; readonly jwksUrl: URL }
-  | { readonly mode: 'public-key'; readonly publicKeyPem: string };
+  | { readonly mode: 'public-key'; readonly publicKeyPem: string }
+) &
+  TokenClaims;
 
 /** The service's whole configuration, read once from the environment by {@link loadConfig}. */
 export interface Config {
@@ -111,7 +124,28 @@ function readBool(env: Env, name: string, fallback: boolean): boolean {
   throw new ConfigError(name, `expected true or false, got ${JSON.stringify(env[name])}`);
 }
 
+/** `AUTH_ISSUER` and `AUTH_AUDIENCE` (a comma-separated list), each unset when blank. */
+function readTokenClaims(env: Env): TokenClaims {
+  const issuer = env['AUTH_ISSUER']?.trim();
+  if (issuer !== undefined && /[\s,]/.test(issuer)) {
+    throw new ConfigError('AUTH_ISSUER', 'expected one issuer, without spaces or commas');
+  }
+  const audienceList = env['AUTH_AUDIENCE']?.trim();
+  const audience = audienceList ? audienceList.split(',').map((entry) => entry.trim()) : [];
+  if (audience.some((entry) => entry === '' || /\s/.test(entry))) {
+    throw new ConfigError('AUTH_AUDIENCE', 'expected comma-separated audiences, none empty or with spaces');
+  }
+  return {
+    ...(issuer ? { issuer } : {}),
+    ...(audience.length > 0 ? { audience } : {}),
+  };
+}
+
 function readAuth(env: Env, production: boolean): AuthConfig {
+  return { ...readAuthKey(env, production), ...readTokenClaims(env) };
+}
+
+function readAuthKey(env: Env, production: boolean): AuthConfig {
   const secret = env['AUTH_JWT_SECRET'];
   const jwksUrl = env['AUTH_JWKS_URL'];
   const publicKey = env['AUTH_PUBLIC_KEY'];

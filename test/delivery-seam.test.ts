@@ -17,7 +17,7 @@ import { waitFor } from './utils/deferred.js';
  */
 
 const USER = 'alice';
-const viewer: Viewer = { userId: USER, roles: [], isService: false, expiresAt: null };
+const viewer: Viewer = { userId: USER, roles: [], isService: false, expiresAt: null, issuedAt: null };
 
 /** The in-process bus with a switch to lose events (a dropped connection) and report the gap. */
 class FlakyBus implements LiveBus {

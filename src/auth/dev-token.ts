@@ -60,7 +60,7 @@ function parseRequest(text: string): { userId: string; service: boolean } | stri
  */
 export function createDevTokenHandler(auth: AuthConfig): DevTokenHandler | null {
   if (auth.mode !== 'secret' || !auth.ephemeral) return null;
-  const { secret } = auth;
+  const { secret, issuer, audience } = auth;
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     // Dev tokens can name any user, even a service: only the machine itself may ask for one,
@@ -83,6 +83,8 @@ export function createDevTokenHandler(auth: AuthConfig): DevTokenHandler | null 
     const token = await mintToken(secret, request.userId, {
       service: request.service,
       expiresIn: DEV_TOKEN_LIFETIME,
+      issuer,
+      audience,
     });
     sendJson(res, 200, { token });
   }

@@ -5,11 +5,12 @@ import {
   importJWK,
   type JWTPayload,
   type JWTVerifyGetKey,
+  type JWTVerifyOptions,
   jwtVerify,
   SignJWT,
 } from 'jose';
 import { LRUCache } from 'lru-cache';
-import type { AuthConfig } from '../config.js';
+import type { AuthConfig, TokenClaims } from '../config.js';
 import { SERVICE_ROLE, type Viewer } from './viewer.js';
 
 /** Why a token was refused; the message is safe to show to the caller. */
@@ -33,7 +34,23 @@ const VERIFIED_TOKEN_MAX_TTL_MS = 5 * 60_000;
 
 const ASYMMETRIC_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'ES256', 'ES384', 'ES512', 'EdDSA'];
 
+/**
+ * How far in the future an `iat` may lie (issuers' clocks run a little ahead): beyond it the token
+ * is refused, as one dated later would outlive a revocation that compares against its `iat`.
+ */
+const MAX_IAT_SKEW_S = 30;
+
+/**
+ * Verifies signature, algorithm, `exp` (required), `nbf`, and `iss` / `aud` when the configuration
+ * names them; the caller is `sub`, `roles` holding `service` makes a service caller.
+ */
 export function createTokenVerifier(auth: AuthConfig): TokenVerifier {
+  // A token without `exp` would be valid for ever, on a socket too (OWASP JWT cheat sheet).
+  const claims: JWTVerifyOptions = {
+    requiredClaims: ['exp'],
+    ...(auth.issuer !== undefined ? { issuer: auth.issuer } : {}),
+    ...(auth.audience !== undefined ? { audience: [...auth.audience] } : {}),
+  };
   let check: (token: string) => Promise<JWTPayload>;
   if (auth.mode === 'secret') {
     // A CryptoKey made once: given raw bytes or a KeyObject, jose imports the key into WebCrypto
@@ -45,10 +62,12 @@ export function createTokenVerifier(auth: AuthConfig): TokenVerifier {
       false,
       ['verify'],
     );
-    check = async (token) => (await jwtVerify(token, await key, { algorithms: ['HS256'] })).payload;
+    check = async (token) =>
+      (await jwtVerify(token, await key, { ...claims, algorithms: ['HS256'] })).payload;
   } else if (auth.mode === 'jwks') {
     const keys: JWTVerifyGetKey = createRemoteJWKSet(auth.jwksUrl);
-    check = async (token) => (await jwtVerify(token, keys, { algorithms: ASYMMETRIC_ALGORITHMS })).payload;
+    check = async (token) =>
+      (await jwtVerify(token, keys, { ...claims, algorithms: ASYMMETRIC_ALGORITHMS })).payload;
   } else {
     const key = createPublicKey(auth.publicKeyPem);
     // One CryptoKey per algorithm, imported on first use (see the secret case).
@@ -61,7 +80,8 @@ export function createTokenVerifier(auth: AuthConfig): TokenVerifier {
       }
       return cryptoKey;
     };
-    check = async (token) => (await jwtVerify(token, keyFor, { algorithms: ASYMMETRIC_ALGORITHMS })).payload;
+    check = async (token) =>
+      (await jwtVerify(token, keyFor, { ...claims, algorithms: ASYMMETRIC_ALGORITHMS })).payload;
   }
   const verifyNow = async (token: string): Promise<Viewer> => {
     let payload: JWTPayload;
@@ -73,6 +93,10 @@ export function createTokenVerifier(auth: AuthConfig): TokenVerifier {
     if (typeof payload.sub !== 'string' || payload.sub.length === 0 || payload.sub.length > 200) {
       throw new TokenError('token has no usable "sub" claim (the user id)');
     }
+    // jose checked that `iat`, when present, is a number, and that `exp` is.
+    if (payload.iat !== undefined && payload.iat > Date.now() / 1000 + MAX_IAT_SKEW_S) {
+      throw new TokenError('token "iat" claim is in the future');
+    }
     const claim = payload['roles'];
     const roles = Array.isArray(claim)
       ? claim.filter((role): role is string => typeof role === 'string')
@@ -82,6 +106,7 @@ export function createTokenVerifier(auth: AuthConfig): TokenVerifier {
       roles,
       isService: roles.includes(SERVICE_ROLE),
       expiresAt: typeof payload.exp === 'number' ? payload.exp * 1000 : null,
+      issuedAt: typeof payload.iat === 'number' ? payload.iat * 1000 : null,
     };
   };
   // The same token string always verifies to the same caller until it expires, and a signature
@@ -107,8 +132,13 @@ export function createTokenVerifier(auth: AuthConfig): TokenVerifier {
 function describeJoseError(error: unknown): string {
   if (error instanceof errors.JWTExpired) return 'token expired';
   if (error instanceof errors.JWSSignatureVerificationFailed) return 'token signature is invalid';
-  if (error instanceof errors.JWTClaimValidationFailed)
+  if (error instanceof errors.JWTClaimValidationFailed) {
+    if (error.reason === 'missing') return `token has no ${error.claim} claim`;
+    if (error.claim === 'iss') return 'token issuer is not accepted';
+    if (error.claim === 'aud') return 'token audience is not accepted';
+    if (error.claim === 'nbf') return 'token is not valid yet';
     return `token claim "${error.claim}" is invalid: ${error.reason}`;
+  }
   if (error instanceof errors.JOSEAlgNotAllowed) return 'token algorithm is not accepted';
   if (error instanceof errors.JWSInvalid || error instanceof errors.JWTInvalid) return 'token is malformed';
   if (error instanceof errors.JWKSNoMatchingKey) return 'no key matches the token';
@@ -124,17 +154,20 @@ export function bearerToken(header: string | null | undefined): string | null {
   return match[1];
 }
 
-export interface MintOptions {
+export interface MintOptions extends TokenClaims {
   readonly service?: boolean;
   /** A jose duration like `'1h'`, or seconds. @default '12h' */
   readonly expiresIn?: string | number;
 }
 
-/** Signs an HS256 token for `userId` with `secret`. */
+/**
+ * Signs an HS256 token for `userId` with `secret`, with `iat`, `exp`, and `iss` / `aud` when given
+ * (all of `audience`).
+ */
 export async function mintToken(
   secret: string,
   userId: string,
-  { service = false, expiresIn = '12h' }: MintOptions = {},
+  { service = false, expiresIn = '12h', issuer, audience }: MintOptions = {},
 ) {
   const jwt = new SignJWT({ roles: service ? [SERVICE_ROLE] : [] })
     .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
@@ -143,5 +176,9 @@ export async function mintToken(
   jwt.setExpirationTime(
     typeof expiresIn === 'number' ? Math.floor(Date.now() / 1000) + expiresIn : expiresIn,
   );
+  if (issuer !== undefined) jwt.setIssuer(issuer);
+  if (audience !== undefined && audience.length > 0) {
+    jwt.setAudience(audience.length === 1 ? (audience[0] as string) : [...audience]);
+  }
   return jwt.sign(new TextEncoder().encode(secret));
 }

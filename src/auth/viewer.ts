@@ -5,8 +5,10 @@ export interface Viewer {
   readonly roles: readonly string[];
   /** A system caller (`roles` holds `service`): may act on any user's tasks. */
   readonly isService: boolean;
-  /** Epoch ms when the token expires, if it does. */
+  /** Epoch ms when the token expires (verified tokens always carry `exp`). */
   readonly expiresAt: number | null;
+  /** Epoch ms when the token was issued (`iat`), if it says; at most 30 s ahead of this clock. */
+  readonly issuedAt: number | null;
 }
 
 export const SERVICE_ROLE = 'service';
