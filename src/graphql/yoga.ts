@@ -11,6 +11,7 @@ import type { Delivery } from '../tasks/delivery.js';
 import type { TaskService } from '../tasks/task-service.js';
 import { clientError, ErrorCode } from './error-mapper.js';
 import { queryLimitPlugins } from './plugins/query-limits.js';
+import { useRequestParseErrors } from './plugins/request-parse-errors.js';
 import { useSubscriptionExpiry } from './plugins/subscription-expiry.js';
 import { useSubscriptionMetrics } from './plugins/subscription-metrics.js';
 import { type PushingTransport, useSubscriptionStreams } from './plugins/subscription-streams.js';
@@ -80,6 +81,7 @@ export function createGraphQLEndpoint({
     logging: false,
     cors: config.corsOrigins.length > 0 ? { origin: [...config.corsOrigins], credentials: true } : undefined,
     plugins: [
+      useRequestParseErrors(),
       ...queryLimitPlugins({
         maxDepth: config.maxQueryDepth,
         maxAliases: config.maxQueryAliases,
