@@ -8,7 +8,7 @@ import { createMaskError } from './graphql/error-mapper.js';
 import { createGraphQLEndpoint, GRAPHQL_PATH } from './graphql/yoga.js';
 import { createDemoPageHandler } from './http/demo-page.js';
 import type { DevTokens } from './http/graphiql.js';
-import { createOpsRoutes } from './http/ops-routes.js';
+import { createOpsRoutes, listenOps, METRICS_PATH, type OpsServer } from './http/ops-routes.js';
 import { createRouter } from './http/router.js';
 import { createLogger, type Logger } from './logger.js';
 import { Metrics } from './observability/metrics.js';
@@ -40,8 +40,11 @@ export interface AppDeps {
 }
 
 export interface App {
-  /** Starts workers and listens; resolves with the bound address. */
-  start(): Promise<{ url: string; port: number; devTokens: DevTokens | null }>;
+  /**
+   * Starts workers and listens; resolves with the bound address, and where `/metrics` is served
+   * apart (`METRICS_PORT`; null when it is not set).
+   */
+  start(): Promise<{ url: string; port: number; devTokens: DevTokens | null; metricsUrl: string | null }>;
   /**
    * Drains and stops: `/readyz` answers 503 and new requests and WebSocket upgrades get 503, open
    * WebSockets are closed with 1001 and SSE streams cut (clients reconnect elsewhere and resume),
@@ -126,16 +129,13 @@ export function buildApp(deps: AppDeps): App {
     revokeUserConnections: (userId) => revoker.revoke(userId),
     devTokens: () => devTokens,
   });
+  const opsRoutes = (serveMetrics: boolean) =>
+    createOpsRoutes({ probe: () => backend.probe(), isDraining, metrics, serveMetrics, logger });
   const router = createRouter({
     logger,
     metrics,
-    ops: createOpsRoutes({
-      probe: () => backend.probe(),
-      isDraining,
-      metrics,
-      serveMetrics: config.metrics,
-      logger,
-    }),
+    // In production metrics stay off the public port: only METRICS_PORT serves them.
+    ops: opsRoutes(config.metrics && !config.production),
     graphql,
     devToken: createDevTokenHandler(config.auth),
     demoPage: createDemoPageHandler({ graphqlPath: GRAPHQL_PATH, logger }),
@@ -157,6 +157,7 @@ export function buildApp(deps: AppDeps): App {
   });
 
   let started = false;
+  let metricsServer: OpsServer | undefined;
   return {
     server,
     fetch: async (url, init = {}) => graphql.fetch(url, init, {}),
@@ -181,9 +182,13 @@ export function buildApp(deps: AppDeps): App {
         });
       });
       started = true;
+      if (config.metricsPort !== undefined) {
+        metricsServer = await listenOps(opsRoutes(config.metrics), config.metricsPort, config.metricsHost);
+      }
       const { port } = server.address() as AddressInfo;
       const host = config.host.includes(':') ? `[${config.host}]` : config.host;
-      return { url: `http://${host}:${port}${GRAPHQL_PATH}`, port, devTokens };
+      const metricsUrl = metricsServer ? `${metricsServer.url}${METRICS_PATH}` : null;
+      return { url: `http://${host}:${port}${GRAPHQL_PATH}`, port, devTokens, metricsUrl };
     },
     async stop({ graceMs = 0 } = {}) {
       draining = true;
@@ -197,6 +202,7 @@ export function buildApp(deps: AppDeps): App {
         server.closeAllConnections();
         await closed;
       }
+      await metricsServer?.close();
       await backend.close();
     },
   };

@@ -50,7 +50,10 @@ export interface Config {
   /** Where the embedded store keeps its SQLite file. @default './data' */
   readonly dataDir: string;
   readonly auth: AuthConfig;
-  /** Origins allowed for CORS and WebSocket upgrades; empty allows any origin. */
+  /**
+   * Origins allowed for CORS and WebSocket upgrades (`*`: any, without credentials). Empty: any
+   * origin outside production; in production none but the service's own.
+   */
   readonly corsOrigins: readonly string[];
   /** Server ping interval; a peer that has not answered the previous ping by then is dropped. @default 12000 */
   readonly keepAliveMs: number;
@@ -66,8 +69,15 @@ export interface Config {
   readonly graphiql: boolean;
   /** Whether the schema answers introspection (`__schema`, `__type`). @default true outside production */
   readonly introspection: boolean;
-  /** Whether `/metrics` serves Prometheus metrics. @default true */
+  /**
+   * Whether `/metrics` serves Prometheus metrics: on {@link metricsPort} when set, and on the
+   * service port too outside production. @default true
+   */
   readonly metrics: boolean;
+  /** Port of a separate `/metrics`, `/healthz` and `/readyz` listener; unset: none. */
+  readonly metricsPort: number | undefined;
+  /** Interface that listener binds. @default the value of `HOST` */
+  readonly metricsHost: string;
   /** Largest HTTP request body (413 above) and WebSocket message (close 1009 above). @default 1048576 */
   readonly maxBodyBytes: number;
   /** Deepest selection nesting of an operation (introspection excluded). @default 10 */
@@ -234,12 +244,20 @@ export function loadConfig(env: Env = process.env): Config {
       );
     }
   }
+  const port = readInt(env, 'PORT', 4000, 0, 65535);
+  const metricsPort = readOptionalPort(env, 'METRICS_PORT');
+  if (metricsPort !== undefined && metricsPort !== 0 && metricsPort === port) {
+    throw new ConfigError(
+      'METRICS_PORT',
+      `must differ from PORT (${port}): it keeps /metrics off the public port`,
+    );
+  }
   const redisKeyPrefix = env['REDIS_KEY_PREFIX']?.trim() || 'tss';
   if (!/^[A-Za-z0-9_.:-]{1,64}$/.test(redisKeyPrefix)) {
     throw new ConfigError('REDIS_KEY_PREFIX', 'expected 1 to 64 letters, digits or _ . : -');
   }
   return {
-    port: readInt(env, 'PORT', 4000, 0, 65535),
+    port,
     redisKeyPrefix,
     redisConnectTimeoutMs: readInt(env, 'REDIS_CONNECT_TIMEOUT_MS', 10_000, 100, 600_000),
     workerLockMs: readInt(env, 'WORKER_LOCK_MS', 30_000, 1_000, 3_600_000),
@@ -256,6 +274,8 @@ export function loadConfig(env: Env = process.env): Config {
     graphiql: readBool(env, 'GRAPHIQL', !production),
     introspection: readBool(env, 'INTROSPECTION', !production),
     metrics: readBool(env, 'METRICS', true),
+    metricsPort,
+    metricsHost: env['METRICS_HOST']?.trim() || host,
     maxBodyBytes: readInt(env, 'MAX_BODY_BYTES', 1_048_576, 1_024, 1_073_741_824),
     maxQueryDepth: readInt(env, 'MAX_QUERY_DEPTH', 10, 1, 1_000),
     maxQueryAliases: readInt(env, 'MAX_QUERY_ALIASES', 15, 0, 10_000),

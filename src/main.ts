@@ -1,16 +1,27 @@
-import { createApp } from './app.js';
+import { createApp, METRICS_PATH } from './app.js';
+import type { Config } from './config.js';
 import { createLogger } from './logger.js';
 import { drainOnSignals, exitOnStartupFailure, loadConfigOrExit } from './process-lifecycle.js';
+
+/** Where `/metrics` answers, for the start-up banner. */
+function metricsWhere(config: Config, url: string, metricsUrl: string | null): string {
+  if (!config.metrics) return 'Metrics: off (METRICS=false)';
+  const where = [metricsUrl, config.production ? null : new URL(METRICS_PATH, url).href].filter(Boolean);
+  return where.length > 0
+    ? `Metrics on ${where.join(' and ')}`
+    : 'Metrics: not served (NODE_ENV=production keeps them off the public port: set METRICS_PORT)';
+}
 
 async function main(): Promise<void> {
   const config = loadConfigOrExit();
   const logger = createLogger(config.logLevel);
   const app = await createApp({ config, logger });
-  const { url, devTokens } = await app.start();
+  const { url, devTokens, metricsUrl } = await app.start();
   const mode =
     config.redisUrl === undefined ? { mode: 'embedded', dataDir: config.dataDir } : { mode: 'redis' };
-  logger.info('listening', { url, ...mode, workerConcurrency: config.workerConcurrency });
+  logger.info('listening', { url, ...mode, workerConcurrency: config.workerConcurrency, metricsUrl });
   console.log(`Task status service on ${url} (GraphiQL in a browser); demo page at ${new URL('/', url)}`);
+  console.log(metricsWhere(config, url, metricsUrl));
   if (devTokens) {
     console.log(
       [

@@ -1,14 +1,14 @@
 /**
  * Worker-only process for distributed mode (`npm run worker`): runs tasks from the BullMQ queue,
- * serves no clients (only `/metrics`, `/healthz` and `/readyz` on WORKER_METRICS_PORT when set).
+ * serves no clients (only `/metrics`, `/healthz` and `/readyz` on WORKER_METRICS_PORT when set, bound
+ * to METRICS_HOST, by default HOST).
  * Needs REDIS_URL; runs WORKER_CONCURRENCY tasks at once. SIGTERM/SIGINT drain: no new task is
  * taken, running ones get DRAIN_GRACE_MS to finish, the rest go back to the queue; a second
  * signal exits at once.
  */
-import { createServer, type Server } from 'node:http';
 import { backendFor } from './backends/backend-for-config.js';
 import { ConfigError } from './config.js';
-import { createOpsRoutes } from './http/ops-routes.js';
+import { createOpsRoutes, listenOps } from './http/ops-routes.js';
 import { createLogger } from './logger.js';
 import { Metrics } from './observability/metrics.js';
 import { drainOnSignals, exitOnStartupFailure, loadConfigOrExit } from './process-lifecycle.js';
@@ -29,28 +29,25 @@ async function main(): Promise<void> {
   await backend.startWorkers(config.workerConcurrency);
 
   let draining = false;
-  let opsServer: Server | undefined;
-  if (config.workerMetricsPort !== undefined) {
-    const ops = createOpsRoutes({
-      probe: () => backend.probe(),
-      isDraining: () => draining,
-      metrics,
-      serveMetrics: config.metrics,
-      logger,
-    });
-    opsServer = createServer((req, res) => {
-      if (!ops(req, res)) res.writeHead(404).end();
-    });
-    const server = opsServer;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(config.workerMetricsPort, config.host, () => resolve());
-    });
-  }
+  const opsServer =
+    config.workerMetricsPort === undefined
+      ? undefined
+      : await listenOps(
+          createOpsRoutes({
+            probe: () => backend.probe(),
+            isDraining: () => draining,
+            metrics,
+            serveMetrics: config.metrics,
+            logger,
+          }),
+          config.workerMetricsPort,
+          config.metricsHost,
+        );
   logger.info('worker started', {
     concurrency: config.workerConcurrency,
     pid: process.pid,
     metricsPort: config.workerMetricsPort ?? null,
+    ops: opsServer?.url ?? null,
   });
 
   drainOnSignals(logger, async (signal) => {
@@ -61,7 +58,7 @@ async function main(): Promise<void> {
     });
     await backend.stopWorkers(config.drainGraceMs);
     await backend.close();
-    opsServer?.close();
+    await opsServer?.close();
   });
 }
 

@@ -1,3 +1,4 @@
+import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type App, buildApp } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
@@ -81,6 +82,48 @@ describe('POST /dev/token with an ephemeral secret', () => {
     const response = await fetch(`${base}/dev/token`);
     expect(response.status).toBe(405);
     expect(response.headers.get('allow')).toBe('POST');
+  });
+});
+
+/** POSTs `{ userId: 'alice' }` to /dev/token over loopback with `Host: host`; returns the status. */
+function postTokenWithHost(host: string): Promise<number> {
+  const { port } = new URL(base);
+  const body = JSON.stringify({ userId: 'alice' });
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port,
+        path: '/dev/token',
+        method: 'POST',
+        headers: { host, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+      },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+describe('POST /dev/token and the Host header (DNS rebinding)', () => {
+  it.each(['localhost', '127.0.0.1', '[::1]', '127.0.0.2'])(
+    'should mint for a loopback peer naming the loopback host %s, with any port',
+    async (name) => {
+      expect(await postTokenWithHost(`${name}:${new URL(base).port}`)).toBe(200);
+      expect(await postTokenWithHost(`${name}:1234`)).toBe(200);
+      expect(await postTokenWithHost(name)).toBe(200);
+    },
+  );
+
+  it.each([
+    ['another site rebound to 127.0.0.1', 'attacker.example.com'],
+    ['a name ending in localhost', 'localhost.attacker.example.com'],
+    ['a name with userinfo', 'attacker.example.com@localhost'],
+  ])('should refuse a loopback peer naming %s with 403', async (_what, name) => {
+    expect(await postTokenWithHost(`${name}:${new URL(base).port}`)).toBe(403);
   });
 });
 

@@ -1,6 +1,7 @@
 /**
  * Production mode (NODE_ENV=production): introspection and GraphiQL off unless asked for, field
- * suggestions hidden; and the validation of every operations variable. Runs against both backends.
+ * suggestions hidden, `/metrics` off the public port, no CORS headers for other origins; and the
+ * validation of every operations variable. Runs against both backends.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../src/config.js';
@@ -59,6 +60,22 @@ describe('NODE_ENV=production with the defaults', () => {
   it('does not serve GraphiQL', async () => {
     const page = await fetchPage(server.url);
     expect(page.html).not.toContain('renderYogaGraphiQL');
+  });
+
+  it('keeps /metrics off the public port (no METRICS_PORT: not served) and health on it', async () => {
+    const base = new URL(server.url).origin;
+    expect((await fetch(`${base}/metrics`)).status).toBe(404);
+    expect((await fetch(`${base}/healthz`)).status).toBe(200);
+  });
+
+  it('sends no CORS headers to another origin', async () => {
+    const response = await fetch(server.url, {
+      method: 'POST',
+      headers: { origin: 'https://evil.example.com', 'content-type': 'application/json' },
+      body: JSON.stringify({ query: '{ __typename }' }),
+    });
+    expect(response.headers.get('access-control-allow-origin')).toBeNull();
+    expect(response.headers.get('access-control-allow-credentials')).toBeNull();
   });
 });
 
@@ -134,6 +151,9 @@ describe('operations variables', () => {
       slowConsumerBytes: 16_777_216,
       drainGraceMs: 10_000,
       workerMetricsPort: undefined,
+      metricsPort: undefined,
+      metricsHost: '127.0.0.1',
+      corsOrigins: [],
     });
     expect(loadConfig({ NODE_ENV: 'production', AUTH_JWT_SECRET: 'x'.repeat(32) })).toMatchObject({
       introspection: false,
@@ -156,6 +176,8 @@ describe('operations variables', () => {
     ['WORKER_METRICS_PORT', '70000'],
     ['INTROSPECTION', 'perhaps'],
     ['METRICS', 'sometimes'],
+    ['METRICS_PORT', '65536'],
+    ['AUTH_AUDIENCE', 'a,,b'],
   ])('refuses %s=%s with a ConfigError naming the variable', (variable, value) => {
     const error = configErrorOf({ [variable]: value });
     expect(error.variable).toBe(variable);

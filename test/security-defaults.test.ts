@@ -1,6 +1,7 @@
 /**
- * Security defaults: strict token claims (`exp` required, `AUTH_ISSUER` / `AUTH_AUDIENCE`, `iat`).
- * Nothing here depends on the backend: embedded only.
+ * Security defaults: strict token claims (`exp` required, `AUTH_ISSUER` / `AUTH_AUDIENCE`, `iat`)
+ * and production defaults (CORS, WebSocket `Origin`, `/metrics` off the public port). Nothing here
+ * depends on the backend: embedded only. The `/dev/token` Host check is in dev-token.test.ts.
  */
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -9,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type App, buildApp } from '../src/app.js';
 import { createTokenVerifier, mintToken } from '../src/auth/tokens.js';
 import { ConfigError, loadConfig } from '../src/config.js';
-import { createInProcessApp, type InProcessApp } from './utils/in-process-app.js';
+import { createInProcessApp, IN_PROCESS_URL, type InProcessApp } from './utils/in-process-app.js';
 import { extensionsOf, messageErrors, scrape } from './utils/ops.js';
 import { makeTempDir, startTestServer, TEST_SECRET, type TestServer } from './utils/tserver.js';
 import { openRawSocket } from './utils/ws-clients.js';
@@ -243,6 +244,196 @@ describe('token claims: the AUTH_ISSUER and AUTH_AUDIENCE variables', () => {
     ['AUTH_AUDIENCE', { AUTH_AUDIENCE: 'task-status,,admin' }],
     ['AUTH_AUDIENCE', { AUTH_AUDIENCE: 'task status' }],
     ['AUTH_ISSUER', { AUTH_ISSUER: 'https://a.example.com,https://b.example.com' }],
+  ])('should refuse an unusable %s with a ConfigError naming it (%j)', (variable, env) => {
+    const error = configErrorOf(env);
+    expect(error.variable).toBe(variable);
+    expect(error.message.startsWith(`${variable}: `)).toBe(true);
+  });
+});
+
+/** An in-process request with an `Origin`, as a browser on that origin would send it. */
+function fromOrigin(app: InProcessApp, origin: string, method: 'POST' | 'OPTIONS' = 'POST') {
+  return app.app.fetch(IN_PROCESS_URL, {
+    method,
+    headers:
+      method === 'POST'
+        ? { origin, 'content-type': 'application/json', accept: 'application/json' }
+        : {
+            origin,
+            'access-control-request-method': 'POST',
+            'access-control-request-headers': 'authorization',
+          },
+    ...(method === 'POST' ? { body: JSON.stringify({ query: '{ __typename }' }) } : {}),
+  });
+}
+
+const corsHeaders = (response: Response) => ({
+  origin: response.headers.get('access-control-allow-origin'),
+  credentials: response.headers.get('access-control-allow-credentials'),
+});
+
+describe('CORS: NODE_ENV=production without CORS_ORIGINS', () => {
+  let app: InProcessApp;
+  beforeAll(async () => {
+    app = await createInProcessApp({ env: { NODE_ENV: 'production' } });
+  });
+  afterAll(() => app.stop());
+
+  it('should send no CORS headers to another origin, on a request or a preflight', async () => {
+    for (const method of ['POST', 'OPTIONS'] as const) {
+      const response = await fromOrigin(app, 'https://evil.example.com', method);
+      expect(corsHeaders(response)).toEqual({ origin: null, credentials: null });
+    }
+  });
+});
+
+describe('CORS: NODE_ENV=production with CORS_ORIGINS=*', () => {
+  let app: InProcessApp;
+  beforeAll(async () => {
+    app = await createInProcessApp({ env: { NODE_ENV: 'production', CORS_ORIGINS: '*' } });
+  });
+  afterAll(() => app.stop());
+
+  it('should allow any origin without credentials', async () => {
+    const response = await fromOrigin(app, 'https://anywhere.example.com');
+    expect(corsHeaders(response)).toEqual({ origin: 'https://anywhere.example.com', credentials: null });
+  });
+
+  it('should not allow the null origin of sandboxed frames', async () => {
+    expect(corsHeaders(await fromOrigin(app, 'null'))).toEqual({ origin: null, credentials: null });
+  });
+});
+
+describe('CORS: CORS_ORIGINS=https://app.example.com,https://admin.example.com', () => {
+  let app: InProcessApp;
+  beforeAll(async () => {
+    app = await createInProcessApp({
+      env: { NODE_ENV: 'production', CORS_ORIGINS: 'https://app.example.com,https://admin.example.com' },
+    });
+  });
+  afterAll(() => app.stop());
+
+  it('should allow a listed origin with credentials, varying by Origin', async () => {
+    for (const method of ['POST', 'OPTIONS'] as const) {
+      const response = await fromOrigin(app, 'https://admin.example.com', method);
+      expect(corsHeaders(response)).toEqual({ origin: 'https://admin.example.com', credentials: 'true' });
+      expect(response.headers.get('vary')).toMatch(/Origin/);
+    }
+  });
+
+  it.each(['null', 'https://evil.example.com'])(
+    'should send no CORS headers to the origin %s',
+    async (origin) => {
+      expect(corsHeaders(await fromOrigin(app, origin))).toEqual({ origin: null, credentials: null });
+    },
+  );
+});
+
+describe('CORS outside production without CORS_ORIGINS (development)', () => {
+  let app: InProcessApp;
+  beforeAll(async () => {
+    app = await createInProcessApp();
+  });
+  afterAll(() => app.stop());
+
+  it('should keep reflecting any origin, with credentials', async () => {
+    const response = await fromOrigin(app, 'http://localhost:5173');
+    expect(corsHeaders(response)).toEqual({ origin: 'http://localhost:5173', credentials: 'true' });
+  });
+});
+
+/** The service as `npm start` runs it with `env` (and the test secret), on free ports. */
+async function startApp(env: Record<string, string>) {
+  const config = loadConfig({
+    PORT: '0',
+    AUTH_JWT_SECRET: TEST_SECRET,
+    DATA_DIR: makeTempDir('tss-defaults-'),
+    LOG_LEVEL: 'silent',
+    ...env,
+  });
+  const app = buildApp({ config });
+  const { url, metricsUrl } = await app.start();
+  return { app, url, wsUrl: url.replace(/^http/, 'ws'), base: new URL(url).origin, metricsUrl };
+}
+
+describe('NODE_ENV=production with METRICS_PORT: WebSocket Origin and /metrics', () => {
+  let server: Awaited<ReturnType<typeof startApp>>;
+  beforeAll(async () => {
+    server = await startApp({ NODE_ENV: 'production', METRICS_PORT: '0' });
+  });
+  afterAll(() => server.app.stop());
+
+  it('should refuse a WebSocket upgrade from another origin with 403', async () => {
+    await expect(
+      openRawSocket(server.wsUrl, 'graphql-transport-ws', { Origin: 'https://evil.example.com' }),
+    ).rejects.toThrow(/403/);
+  });
+
+  it("should accept an upgrade from the service's own origin and one without Origin", async () => {
+    const token = await mintToken(TEST_SECRET, 'origin-user');
+    for (const headers of [{ Origin: server.base }, {}] as Record<string, string>[]) {
+      const raw = await openRawSocket(server.wsUrl, 'graphql-transport-ws', headers);
+      await raw.init({ authorization: `Bearer ${token}` });
+      raw.send({ id: 'q', type: 'subscribe', payload: { query: '{ viewer { userId } }' } });
+      const next = await raw.next((m) => m['type'] === 'next' && m['id'] === 'q', 'the viewer');
+      expect(next['payload']).toEqual({ data: { viewer: { userId: 'origin-user' } } });
+      raw.socket.close();
+    }
+  });
+
+  it('should answer /metrics on the service port with 404 and keep the health endpoints there', async () => {
+    expect((await fetch(`${server.base}/metrics`)).status).toBe(404);
+    expect((await fetch(`${server.base}/healthz`)).status).toBe(200);
+    expect((await fetch(`${server.base}/readyz`)).status).toBe(200);
+  });
+
+  it('should serve /metrics, /healthz and /readyz on METRICS_PORT, and nothing else there', async () => {
+    const metricsUrl = server.metricsUrl ?? '';
+    expect(metricsUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/metrics$/);
+    expect((await scrape({ url: metricsUrl })).has('tss_websocket_connections')).toBe(true);
+    expect((await fetch(new URL('/healthz', metricsUrl))).status).toBe(200);
+    expect((await fetch(new URL('/readyz', metricsUrl))).status).toBe(200);
+    expect((await fetch(new URL('/graphql', metricsUrl))).status).toBe(404);
+  });
+});
+
+describe('outside production with METRICS_PORT', () => {
+  let server: Awaited<ReturnType<typeof startApp>>;
+  beforeAll(async () => {
+    server = await startApp({ METRICS_PORT: '0' });
+  });
+  afterAll(() => server.app.stop());
+
+  it('should serve /metrics on the service port and on METRICS_PORT', async () => {
+    expect((await scrape({ url: server.url })).has('tss_websocket_connections')).toBe(true);
+    expect((await scrape({ url: server.metricsUrl ?? '' })).has('tss_websocket_connections')).toBe(true);
+  });
+
+  it('should keep accepting WebSocket upgrades from any origin', async () => {
+    const raw = await openRawSocket(server.wsUrl, 'graphql-transport-ws', {
+      Origin: 'http://localhost:5173',
+    });
+    await raw.init({ authorization: `Bearer ${await mintToken(TEST_SECRET, 'dev-user')}` });
+    raw.socket.close();
+  });
+});
+
+describe('the METRICS_PORT and METRICS_HOST variables', () => {
+  it('should read them, METRICS_HOST defaulting to HOST', () => {
+    expect(loadConfig({ METRICS_PORT: '9464', METRICS_HOST: '0.0.0.0' })).toMatchObject({
+      metricsPort: 9464,
+      metricsHost: '0.0.0.0',
+    });
+    expect(loadConfig({ HOST: '10.0.0.1' })).toMatchObject({
+      metricsPort: undefined,
+      metricsHost: '10.0.0.1',
+    });
+  });
+
+  it.each<[string, Record<string, string>]>([
+    ['METRICS_PORT', { METRICS_PORT: '70000' }],
+    ['METRICS_PORT', { METRICS_PORT: 'metrics' }],
+    ['METRICS_PORT', { PORT: '4000', METRICS_PORT: '4000' }],
   ])('should refuse an unusable %s with a ConfigError naming it (%j)', (variable, env) => {
     const error = configErrorOf(env);
     expect(error.variable).toBe(variable);

@@ -357,6 +357,8 @@ async function runSystem(
       ...(options.traceGc ? ['--trace-gc'] : []),
       ...(options.cpuProf && system !== 'baseline' ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []),
     ];
+    // NODE_ENV=production serves /metrics only on METRICS_PORT.
+    const metricsPort = await freePort();
     const env = inheritedEnv();
     if (system === 'baseline') {
       Object.assign(env, { PORT: String(port), REDIS_URL: options.redisUrl, REDIS_KEY_PREFIX: prefix });
@@ -365,6 +367,7 @@ async function runSystem(
         PORT: String(port),
         HOST: '127.0.0.1',
         NODE_ENV: 'production',
+        METRICS_PORT: String(metricsPort),
         AUTH_JWT_SECRET: secret,
         LOG_LEVEL: 'warn',
         WORKER_CONCURRENCY: String(options.workers),
@@ -387,7 +390,8 @@ async function runSystem(
       },
     });
     children.add(server);
-    const probe = system === 'baseline' ? baselineProbe(base) : serviceProbe(base);
+    const probe =
+      system === 'baseline' ? baselineProbe(base) : serviceProbe(`http://127.0.0.1:${metricsPort}`);
     const started = server;
     const up = await pollUntil(
       async () => {

@@ -22,6 +22,22 @@ function isLoopback(address: string | undefined): boolean {
   return address === '::1' || address.startsWith('127.') || address.startsWith('::ffff:127.');
 }
 
+/**
+ * Whether a `Host` header names this machine by a loopback name or address (any port). A page of
+ * another site that rebinds its DNS name to 127.0.0.1 reaches the loopback peer check with its
+ * own name as Host, so this refuses it.
+ */
+function isLoopbackHost(host: string | undefined): boolean {
+  if (host === undefined || !/^[A-Za-z0-9.-]+(:\d+)?$|^\[[0-9A-Fa-f:.]+\](:\d+)?$/.test(host)) return false;
+  let hostname: string;
+  try {
+    hostname = new URL(`http://${host}`).hostname;
+  } catch {
+    return false;
+  }
+  return hostname === 'localhost' || hostname === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(hostname);
+}
+
 /** The body as text, or null when it is larger than `limit` bytes. */
 async function readBody(req: IncomingMessage, limit: number): Promise<string | null> {
   const chunks: Buffer[] = [];
@@ -56,7 +72,8 @@ function parseRequest(text: string): { userId: string; service: boolean } | stri
 /**
  * `POST /dev/token` `{ userId, service? }` -> `{ token }`, signed with the ephemeral secret, so the
  * demo page can act as any user. Only exists with ephemeral auth (no AUTH_* key, not production):
- * returns null otherwise, and the path is then unknown like any other.
+ * returns null otherwise, and the path is then unknown like any other. Answers only a loopback peer
+ * that names a loopback host (403 otherwise).
  */
 export function createDevTokenHandler(auth: AuthConfig): DevTokenHandler | null {
   if (auth.mode !== 'secret' || !auth.ephemeral) return null;
@@ -67,6 +84,11 @@ export function createDevTokenHandler(auth: AuthConfig): DevTokenHandler | null 
     // whatever HOST the server listens on.
     if (!isLoopback(req.socket.remoteAddress)) {
       return sendJson(res, 403, { error: 'dev tokens are minted for loopback callers only' });
+    }
+    if (!isLoopbackHost(req.headers.host)) {
+      return sendJson(res, 403, {
+        error: 'dev tokens are minted for Host localhost, 127.0.0.1 or [::1] only',
+      });
     }
     if (req.method !== 'POST') return sendJson(res, 405, { error: 'use POST' }, { allow: 'POST' });
     // A cross-site form cannot send this content type without a CORS preflight, which is not answered.

@@ -4,6 +4,7 @@ import { bearerToken, TokenError, type TokenVerifier } from '../auth/tokens.js';
 import type { Viewer } from '../auth/viewer.js';
 import type { Config } from '../config.js';
 import { type DevTokens, graphiqlOptions, renderGraphiQLOnce } from '../http/graphiql.js';
+import { createOriginPolicy } from '../http/origin-policy.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { GraphQLContext } from '../schema/builder.js';
 import { schema } from '../schema/index.js';
@@ -79,7 +80,7 @@ export function createGraphQLEndpoint({
     graphqlEndpoint: GRAPHQL_PATH,
     landingPage: false,
     logging: false,
-    cors: config.corsOrigins.length > 0 ? { origin: [...config.corsOrigins], credentials: true } : undefined,
+    cors: createOriginPolicy(config).cors,
     plugins: [
       useRequestParseErrors(),
       ...queryLimitPlugins({

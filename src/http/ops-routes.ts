@@ -1,4 +1,5 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { ProbeResult } from '../tasks/ports.js';
@@ -15,9 +16,12 @@ export interface OpsRoutesOptions {
   readonly logger: Logger;
 }
 
+export type OpsRoutes = (req: IncomingMessage, res: ServerResponse) => boolean;
+
 /**
- * What operators poll, on the service port and on a worker's ops port alike: `/healthz`,
- * `/readyz` and `GET /metrics`. Returns whether it answered the request.
+ * What operators poll, on the service port, on its `METRICS_PORT` and on a worker's ops port alike:
+ * `/healthz`, `/readyz` and `GET /metrics` (when `serveMetrics`). Returns whether it answered the
+ * request.
  */
 export function createOpsRoutes({
   probe,
@@ -25,7 +29,7 @@ export function createOpsRoutes({
   metrics,
   serveMetrics,
   logger,
-}: OpsRoutesOptions): (req: IncomingMessage, res: ServerResponse) => boolean {
+}: OpsRoutesOptions): OpsRoutes {
   const health = createHealthHandler({ probe, isDraining });
   return (req, res) => {
     if (health(req, res)) return true;
@@ -39,5 +43,39 @@ export function createOpsRoutes({
       },
     );
     return true;
+  };
+}
+
+/** A listener serving only {@link OpsRoutes} (404 for anything else). */
+export interface OpsServer {
+  /** `http://host:port`, the port as bound. */
+  readonly url: string;
+  /** Stops listening and closes its connections. */
+  close(): Promise<void>;
+}
+
+/**
+ * Serves `routes` on `port` of `host`: the service's `METRICS_PORT` and the worker's
+ * `WORKER_METRICS_PORT`, kept off the public port so that a scrape target need not be exposed.
+ */
+export async function listenOps(routes: OpsRoutes, port: number, host: string): Promise<OpsServer> {
+  const server = createServer((req, res) => {
+    if (!routes(req, res)) res.writeHead(404).end();
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const bound = (server.address() as AddressInfo).port;
+  return {
+    url: `http://${host.includes(':') ? `[${host}]` : host}:${bound}`,
+    close() {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeAllConnections();
+      return closed;
+    },
   };
 }

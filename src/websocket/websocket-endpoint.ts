@@ -3,6 +3,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import type { Config } from '../config.js';
 import { GRAPHQL_PATH } from '../graphql/yoga.js';
+import { createOriginPolicy } from '../http/origin-policy.js';
 import { requestIdFrom } from '../http/request-id.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -29,8 +30,8 @@ export interface WebSocketEndpoint {
 
 /**
  * graphql-ws on {@link GRAPHQL_PATH}: upgrades are refused with 404 elsewhere, 503 while
- * draining and 403 from an Origin outside `CORS_ORIGINS`; a message over `MAX_BODY_BYTES` closes
- * its socket with 1009.
+ * draining and 403 from an Origin the {@link createOriginPolicy origin policy} refuses; a message
+ * over `MAX_BODY_BYTES` closes its socket with 1009.
  */
 export function createWebSocketEndpoint({
   config,
@@ -47,11 +48,7 @@ export function createWebSocketEndpoint({
     maxBufferedBytes: config.slowConsumerBytes,
     onSlowConsumer: hooks.onSlowConsumer,
   });
-  const allowedOrigin = (origin: string | undefined) =>
-    !origin ||
-    config.corsOrigins.length === 0 ||
-    config.corsOrigins.includes('*') ||
-    config.corsOrigins.includes(origin);
+  const origins = createOriginPolicy(config);
 
   return {
     handleUpgrade(request, socket, head) {
@@ -60,7 +57,7 @@ export function createWebSocketEndpoint({
       };
       if ((request.url ?? '').split('?')[0] !== GRAPHQL_PATH) return refuse(404, 'Not Found');
       if (isDraining()) return refuse(503, 'Service Unavailable');
-      if (!allowedOrigin(request.headers.origin)) {
+      if (!origins.allowsUpgrade(request.headers.origin, request.headers.host)) {
         logger.warn('websocket origin refused', {
           origin: request.headers.origin,
           requestId: requestIdFrom(request.headers['x-request-id']),
