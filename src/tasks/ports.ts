@@ -36,6 +36,8 @@ export interface TaskRepository {
    * user, nothing is stored and the existing task is returned with `created: false`.
    */
   create(task: Task): Promise<{ task: Task; created: boolean }>;
+  /** The task `userId` started with idempotency key `key`, or `null` when the key is unused. */
+  findByIdempotencyKey(userId: string, key: string): Promise<Task | null>;
   get(id: string): Promise<Task | null>;
   list(query: TaskListQuery): Promise<TaskPage>;
   /** Applies `change` atomically; returns the stored task and its event, or `null` when nothing changed. */
@@ -122,6 +124,8 @@ export interface RateRule {
 export interface RateLimiter {
   /** Takes one token from `key`'s bucket, or says when one will be there. */
   take(key: string): Promise<RateDecision>;
+  /** Puts back one token taken for a call that turned out to cost nothing (never above capacity). */
+  giveBack(key: string): Promise<void>;
 }
 
 /** One backend (embedded or distributed): the ports the rest of the code depends on. */

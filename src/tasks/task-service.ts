@@ -87,22 +87,20 @@ export class TaskService {
     this.#startLimit = options.startLimit;
   }
 
+  /**
+   * Starts a task, or returns the one an earlier call with the same user and `idempotencyKey`
+   * started. Checks everything first (user id, who may start for whom, kind, key, input size,
+   * the kind's input schema): a refused call takes no rate-limit token. Then a token is taken
+   * and the task created, one round trip each as before. An idempotent repeat costs nothing:
+   * when the store reports the key taken (`created: false`) the token is given back, and when
+   * the bucket is empty the key is looked up before answering RATE_LIMITED, so a retry always
+   * gets its task. A failed create gives its token back too.
+   */
   async start(viewer: Viewer, args: StartTaskArgs): Promise<Task> {
     const userId = args.userId ?? viewer.userId;
     assertId('userId', userId);
     if (userId !== viewer.userId && !viewer.isService) {
       throw new ForbiddenError('only a service caller may start a task on behalf of another user');
-    }
-    if (this.#startLimit && !viewer.isService) {
-      const decision = await this.#startLimit.limiter.take(viewer.userId);
-      if (!decision.allowed) {
-        this.#startLimit.onLimited?.();
-        throw new RateLimitedError(
-          `startTask: at most ${this.#startLimit.perMinute} per minute per user; retry in ${Math.ceil(decision.retryAfterMs / 1000)} s`,
-          decision.retryAfterMs,
-          'startTask',
-        );
-      }
     }
     const kind = this.kinds.get(args.kind);
     if (!kind) {
@@ -110,11 +108,9 @@ export class TaskService {
         knownKinds: this.kinds.list().map((k) => k.name),
       });
     }
-    if (
-      args.idempotencyKey !== undefined &&
-      (args.idempotencyKey.length === 0 || args.idempotencyKey.length > 200)
-    ) {
-      throw new InvalidInputError('idempotencyKey', 'must be 1 to 200 characters');
+    const key = args.idempotencyKey;
+    if (key !== undefined && (key.length === 0 || key.length > MAX_ID_LENGTH)) {
+      throw new InvalidInputError('idempotencyKey', `must be 1 to ${MAX_ID_LENGTH} characters`);
     }
     const rawInput = args.input ?? {};
     if (Buffer.byteLength(JSON.stringify(rawInput)) > MAX_INPUT_BYTES) {
@@ -132,21 +128,48 @@ export class TaskService {
       kind: kind.name,
       input: parsed.value,
       external: kind.external,
-      idempotencyKey: args.idempotencyKey ?? null,
+      idempotencyKey: key ?? null,
     });
-    const { task: stored, created } = await this.#backend.tasks.create(task);
-    if (!created) {
-      if (stored.kind !== task.kind || JSON.stringify(stored.input) !== JSON.stringify(task.input)) {
-        throw new ConflictError(
-          `idempotencyKey ${JSON.stringify(args.idempotencyKey)} was already used for task ${stored.id} with another kind or input`,
-          { taskId: stored.id },
+
+    const limit = viewer.isService ? undefined : this.#startLimit;
+    if (limit) {
+      const decision = await limit.limiter.take(viewer.userId);
+      if (!decision.allowed) {
+        const earlier =
+          key === undefined ? null : await this.#backend.tasks.findByIdempotencyKey(userId, key);
+        if (earlier) return sameTaskOrConflict(earlier, task);
+        limit.onLimited?.();
+        throw new RateLimitedError(
+          `startTask: at most ${limit.perMinute} per minute per user; retry in ${Math.ceil(decision.retryAfterMs / 1000)} s`,
+          decision.retryAfterMs,
+          'startTask',
         );
       }
-      return stored;
+    }
+    let outcome: { task: Task; created: boolean };
+    try {
+      outcome = await this.#backend.tasks.create(task);
+    } catch (error) {
+      if (limit) await this.#giveBack(limit.limiter, viewer.userId);
+      throw error;
+    }
+    const { task: stored, created } = outcome;
+    if (!created) {
+      if (limit) await this.#giveBack(limit.limiter, viewer.userId);
+      return sameTaskOrConflict(stored, task);
     }
     this.#logger.debug('task started', { taskId: stored.id, userId, kind: kind.name, by: viewer.userId });
     if (!kind.external) await this.#backend.queue.enqueue(stored);
     return stored;
+  }
+
+  /** A token that bought nothing goes back; failing that only costs the caller one token. */
+  async #giveBack(limiter: RateLimiter, key: string): Promise<void> {
+    try {
+      await limiter.giveBack(key);
+    } catch (error) {
+      this.#logger.warn('rate-limit token not given back', { err: error });
+    }
   }
 
   /** The task, or `null` when there is none; {@link ForbiddenError} when it is another user's. */
@@ -254,4 +277,15 @@ export class TaskService {
       status: task.status,
     });
   }
+}
+
+/** The task an idempotency key already holds, unless this call asked for another kind or input. */
+function sameTaskOrConflict(stored: Task, asked: Task): Task {
+  if (stored.kind !== asked.kind || JSON.stringify(stored.input) !== JSON.stringify(asked.input)) {
+    throw new ConflictError(
+      `idempotencyKey ${JSON.stringify(asked.idempotencyKey)} was already used for task ${stored.id} with another kind or input`,
+      { taskId: stored.id },
+    );
+  }
+  return stored;
 }

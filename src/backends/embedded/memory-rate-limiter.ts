@@ -38,6 +38,11 @@ export class MemoryRateLimiter implements RateLimiter {
     return { allowed: false, retryAfterMs: Math.ceil((1 - bucket.tokens) / this.#refillPerMs) };
   }
 
+  async giveBack(key: string): Promise<void> {
+    const bucket = this.#buckets.get(key);
+    if (bucket) bucket.tokens = Math.min(this.#capacity, bucket.tokens + 1);
+  }
+
   #level(bucket: Bucket, now: number): number {
     return Math.min(this.#capacity, bucket.tokens + Math.max(0, now - bucket.updatedAt) * this.#refillPerMs);
   }

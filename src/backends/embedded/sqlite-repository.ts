@@ -179,6 +179,11 @@ export class SqliteRepository implements TaskRepository {
     return result;
   }
 
+  async findByIdempotencyKey(userId: string, key: string): Promise<Task | null> {
+    const row = this.#statements.taskByKey.get(userId, key);
+    return row ? (JSON.parse(row.data) as Task) : null;
+  }
+
   async get(id: string): Promise<Task | null> {
     const row = this.#statements.taskById.get(id);
     return row ? (JSON.parse(row.data) as Task) : null;

@@ -122,6 +122,11 @@ export class RedisRepository implements TaskRepository {
     return { task: existing, created: false };
   }
 
+  async findByIdempotencyKey(userId: string, key: string): Promise<Task | null> {
+    const id = await this.#client.get(this.#keys.idempotency(userId, key));
+    return id === null ? null : this.#read(userId, id);
+  }
+
   /** The owner of task `id`, from the cache or the owner key; null when there is no such task. */
   async #ownerOf(id: string): Promise<string | null> {
     const cached = this.#owners.get(id);

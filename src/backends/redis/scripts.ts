@@ -128,3 +128,15 @@ redis.call('HSET', KEYS[1], 't', tostring(tokens), 'u', tostring(updated))
 redis.call('PEXPIRE', KEYS[1], math.ceil(period))
 return {allowed, wait}
 `;
+
+/**
+ * Puts back one token of a bucket that {@link TAKE_TOKEN} made, never above capacity; a bucket
+ * that expired meanwhile is full already and stays absent.
+ * KEYS: bucket hash. ARGV: capacity. Returns 1 when a token went back, 0 when there was no bucket.
+ */
+export const GIVE_BACK_TOKEN = `
+local tokens = tonumber(redis.call('HGET', KEYS[1], 't'))
+if tokens == nil then return 0 end
+redis.call('HSET', KEYS[1], 't', tostring(math.min(tonumber(ARGV[1]), tokens + 1)))
+return 1
+`;
