@@ -4,6 +4,7 @@ import { CursorExpiredError, InvalidCursorError, InvalidInputError, NotFoundErro
 import type { Backend } from './ports.js';
 import { isFinal, type Task, type TaskEvent } from './task.js';
 import { assertCanActFor } from './task-service.js';
+import { assertUserId } from './user-id.js';
 
 /** A `taskCompleted` payload. */
 export interface DeliveredEvent extends TaskEvent {
@@ -120,6 +121,7 @@ export class Delivery {
     userId: string,
     after: string | null,
   ): Promise<AsyncQueue<DeliveredEvent>> {
+    assertUserId(userId);
     assertCanActFor(viewer, userId);
     const { tasks, bus } = this.#backend;
     if (after !== null) {

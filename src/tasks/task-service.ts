@@ -13,6 +13,7 @@ import type { KindRegistry } from './kind-registry.js';
 import type { Backend, RateLimiter, TaskPage } from './ports.js';
 import { isFinal, type Json, newTask, type Task, type TaskStatus } from './task.js';
 import * as transitions from './transitions.js';
+import { assertUserId } from './user-id.js';
 
 export interface StartTaskArgs {
   readonly kind: string;
@@ -98,7 +99,7 @@ export class TaskService {
    */
   async start(viewer: Viewer, args: StartTaskArgs): Promise<Task> {
     const userId = args.userId ?? viewer.userId;
-    assertId('userId', userId);
+    assertUserId(userId);
     if (userId !== viewer.userId && !viewer.isService) {
       throw new ForbiddenError('only a service caller may start a task on behalf of another user');
     }
@@ -184,6 +185,7 @@ export class TaskService {
     viewer: Viewer,
     { userId, status, first = DEFAULT_PAGE_SIZE, after }: ListTasksArgs,
   ): Promise<TaskPage> {
+    if (userId !== undefined) assertUserId(userId);
     const owner = userId ?? (viewer.isService ? undefined : viewer.userId);
     if (owner !== undefined) assertCanActFor(viewer, owner);
     if (!Number.isInteger(first) || first < 0 || first > MAX_PAGE_SIZE) {
