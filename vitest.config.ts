@@ -17,6 +17,7 @@ const CONTRACT_SUITES = [
   'test/ops-fuzz.test.ts',
   'test/client/task-client.test.ts',
   'test/service-rules.test.ts',
+  'test/security-input.test.ts',
 ];
 /** Suites about distributed mode only (several processes, Redis faults, Redis Cluster). */
 const REDIS_SUITES = ['test/redis/**/*.test.ts', 'test/ops-distributed.test.ts', 'test/soak.test.ts'];

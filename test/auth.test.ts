@@ -419,10 +419,10 @@ describe('per-user authorization', () => {
     expect(response.data?.viewer.userId).toBe('carol');
   });
 
-  it("should refuse a user reading another user's task with FORBIDDEN", async () => {
+  it("should answer a user reading another user's task with null, as for a task that does not exist", async () => {
     const response = await server.gql<{ task: TaskData | null }>(GET_TASK, { id: bobsDone.id }, alice);
-    expect(codes(response.errors)).toEqual(['FORBIDDEN']);
-    expect(response.data?.task ?? null).toBeNull();
+    expect(response.errors).toBeUndefined();
+    expect(response.data).toEqual({ task: null });
   });
 
   it('should let the owner read their own task', async () => {
@@ -444,9 +444,9 @@ describe('per-user authorization', () => {
     expect(response.data?.tasks.nodes.map((task) => task.id)).toEqual([own.id]);
   });
 
-  it("should refuse a user cancelling another user's task with FORBIDDEN and leave it untouched", async () => {
+  it("should refuse a user cancelling another user's task with NOT_FOUND and leave it untouched", async () => {
     const response = await server.gql(CANCEL, { id: bobsExternal.id }, alice);
-    expect(codes(response.errors)).toEqual(['FORBIDDEN']);
+    expect(codes(response.errors)).toEqual(['NOT_FOUND']);
     const after = await server.gql<{ task: TaskData }>(GET_TASK, { id: bobsExternal.id }, bob);
     expect(after.data?.task.status).toBe('QUEUED');
   });
@@ -477,12 +477,12 @@ describe('per-user authorization', () => {
     expect(codes(subscription.errors)).toEqual(['FORBIDDEN']);
   });
 
-  it("should refuse a user subscribing to taskUpdated of another user's task with FORBIDDEN", async () => {
+  it("should refuse a user subscribing to taskUpdated of another user's task with NOT_FOUND", async () => {
     const client = createWsClient(server.wsUrl, alice);
     const subscription = collect(client, TASK_UPDATED, { id: bobsExternal.id });
     await subscription.done;
     expect(subscription.values).toEqual([]);
-    expect(codes(subscription.errors)).toEqual(['FORBIDDEN']);
+    expect(codes(subscription.errors)).toEqual(['NOT_FOUND']);
   });
 
   it("should refuse FORBIDDEN on a raw socket for another user's taskCompleted and keep the socket open", async () => {

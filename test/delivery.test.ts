@@ -62,10 +62,14 @@ const failingKind = defineKind({
   },
 });
 
-/** Orders cursors as this service issues them: decimal sequence numbers (or Redis `ms-seq` ids). */
+/**
+ * Orders cursors as this service issues them: Redis `ms-seq` stream ids, or the embedded log's
+ * per-user numbers (base64url of `e:<n>`).
+ */
 function compareCursors(a: string, b: string): number {
   const parse = (cursor: string) => {
-    const match = /^(\d+)(?:-(\d+))?$/.exec(cursor);
+    const embedded = /^e:(\d+)$/.exec(Buffer.from(cursor, 'base64url').toString());
+    const match = embedded ?? /^(\d+)-(\d+)$/.exec(cursor);
     if (!match?.[1]) throw new Error(`unexpected cursor form ${JSON.stringify(cursor)}`);
     return [BigInt(match[1]), BigInt(match[2] ?? '0')] as const;
   };

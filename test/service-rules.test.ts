@@ -246,16 +246,17 @@ describe('startTask validation', () => {
 });
 
 describe('task and tasks access', () => {
-  it("should refuse another user's task with FORBIDDEN", async () => {
+  it("should answer another user's task with null, as for an unknown id", async () => {
     const task = await start(await service.token(freshUser('alice')), { kind: 'echo', input: { value: 1 } });
     const response = await service.gql(GET_TASK, { id: task.id }, await service.token(freshUser('bob')));
-    expect(onlyError(response).extensions['code']).toBe('FORBIDDEN');
+    expect(response.errors).toBeUndefined();
+    expect(response.data).toEqual({ task: null });
   });
 
-  it("should refuse cancelling another user's task with FORBIDDEN and leave it QUEUED", async () => {
+  it("should refuse cancelling another user's task with NOT_FOUND and leave it QUEUED", async () => {
     const task = await start(await service.token(freshUser('alice')), { kind: 'sleep', input: { ms: 10 } });
     const response = await service.gql(CANCEL, { id: task.id }, await service.token(freshUser('bob')));
-    expect(onlyError(response).extensions['code']).toBe('FORBIDDEN');
+    expect(onlyError(response).extensions).toMatchObject({ code: 'NOT_FOUND', id: task.id });
     expect(await statusOf(task.id)).toBe('QUEUED');
   });
 

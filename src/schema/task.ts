@@ -84,7 +84,7 @@ builder.queryFields((t) => ({
   task: t.field({
     type: TaskRef,
     nullable: true,
-    description: "A task by id: null when there is none, FORBIDDEN when it is another user's.",
+    description: "A task by id: null when there is none or it is another user's (the two look the same).",
     args: { id: t.arg.id({ required: true }) },
     resolve: (_root, { id }, { viewer, tasks }) => tasks.get(requireViewer(viewer), String(id)),
   }),

@@ -3,7 +3,7 @@ import { AsyncQueue } from '../lib/async-queue.js';
 import { CursorExpiredError, InvalidCursorError, InvalidInputError, NotFoundError } from './errors.js';
 import type { Backend } from './ports.js';
 import { isFinal, type Task, type TaskEvent } from './task.js';
-import { assertCanActFor } from './task-service.js';
+import { assertCanActFor, visibleTo } from './task-service.js';
 import { assertUserId } from './user-id.js';
 
 /** A `taskCompleted` payload. */
@@ -155,13 +155,12 @@ export class Delivery {
 
   /**
    * The task's current state, then each change, ending after a final one.
-   * `ForbiddenError` for another user's task, {@link NotFoundError} for no task.
+   * {@link NotFoundError} alike for no task and for another user's (see `visibleTo`).
    */
   async taskUpdates(viewer: Viewer, id: string): Promise<AsyncQueue<Task>> {
     const { tasks, bus } = this.#backend;
-    const initial = await tasks.get(id);
+    const initial = visibleTo(viewer, await tasks.get(id));
     if (!initial) throw new NotFoundError(id);
-    assertCanActFor(viewer, initial.userId);
 
     let buffer: Task[] | null = [];
     let version = 0;

@@ -54,11 +54,27 @@ export function requireViewer(viewer: Viewer | null): Viewer {
   return viewer;
 }
 
-/** Throws {@link ForbiddenError} unless the caller is `userId` or a service. */
+/**
+ * Throws {@link ForbiddenError} unless the caller is `userId` or a service. For a user the caller
+ * names; the message names nobody, so an error shown or logged elsewhere gives no user id away.
+ */
 export function assertCanActFor(viewer: Viewer, userId: string): void {
-  if (viewer.userId !== userId && !viewer.isService) {
-    throw new ForbiddenError(`user ${viewer.userId} may not access the tasks of user ${userId}`);
+  if (!mayActFor(viewer, userId)) {
+    throw new ForbiddenError("only a service caller may access another user's tasks");
   }
+}
+
+function mayActFor(viewer: Viewer, userId: string): boolean {
+  return viewer.userId === userId || viewer.isService;
+}
+
+/**
+ * The task if the caller may see it, else `null`: another user's task looks exactly like one that
+ * does not exist, so task ids cannot be probed (OWASP: answer 404, not 403, for objects the
+ * caller may not know about).
+ */
+export function visibleTo(viewer: Viewer, task: Task | null): Task | null {
+  return task && mayActFor(viewer, task.userId) ? task : null;
 }
 
 function assertService(viewer: Viewer, what: string): void {
@@ -173,12 +189,10 @@ export class TaskService {
     }
   }
 
-  /** The task, or `null` when there is none; {@link ForbiddenError} when it is another user's. */
+  /** The task, or `null` when there is none or it is another user's (see {@link visibleTo}). */
   async get(viewer: Viewer, id: string): Promise<Task | null> {
     assertId('id', id);
-    const task = await this.#backend.tasks.get(id);
-    if (task) assertCanActFor(viewer, task.userId);
-    return task;
+    return visibleTo(viewer, await this.#backend.tasks.get(id));
   }
 
   async list(
@@ -257,6 +271,7 @@ export class TaskService {
     return event.task;
   }
 
+  /** The task, or {@link NotFoundError} alike for none and for another user's. */
   async #require(viewer: Viewer, id: string): Promise<Task> {
     const task = await this.get(viewer, id);
     if (!task) throw new NotFoundError(id);

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { CursorExpiredError, InvalidCursorError } from '../../tasks/errors.js';
-import { decodeTaskCursor, encodeTaskCursor } from '../../tasks/page-cursor.js';
+import { decodeTaskCursor, encodeTaskCursor, notAPageCursor } from '../../tasks/page-cursor.js';
 import type {
   ReadEventsOptions,
   TaskChange,
@@ -43,13 +43,29 @@ CREATE TABLE IF NOT EXISTS trimmed_logs (
 
 interface TaskRow {
   seq: number;
+  id: string;
   data: string;
 }
 interface EventRow {
-  seq: number;
+  user_seq: number;
   data: string;
   appended_at: number | null;
 }
+
+/**
+ * Numbers every stored event within its user's log (`user_seq`, from 1) in a database an earlier
+ * version created, where events had only the global `seq`. A user whose log was trimmed before
+ * gets numbers from 2 and `user_trimmed_through` 1: a stand-in for the history already gone, so
+ * that no cursor of the new form can reach before it.
+ */
+const NUMBER_EVENTS_PER_USER = `
+ALTER TABLE events ADD COLUMN user_seq INTEGER;
+ALTER TABLE trimmed_logs ADD COLUMN user_trimmed_through INTEGER NOT NULL DEFAULT 0;
+UPDATE trimmed_logs SET user_trimmed_through = 1;
+UPDATE events SET user_seq = numbered.n + (events.user_id IN (SELECT user_id FROM trimmed_logs))
+  FROM (SELECT seq, row_number() OVER (PARTITION BY user_id ORDER BY seq) AS n FROM events) AS numbered
+  WHERE numbered.seq = events.seq;
+`;
 
 /** Adds the columns later versions introduced to a database an earlier version created. */
 function migrate(db: Database.Database): void {
@@ -57,12 +73,32 @@ function migrate(db: Database.Database): void {
   if (!columns.some((column) => column.name === 'appended_at')) {
     db.exec('ALTER TABLE events ADD COLUMN appended_at INTEGER');
   }
+  if (!columns.some((column) => column.name === 'user_seq')) {
+    db.transaction(() => db.exec(NUMBER_EVENTS_PER_USER))();
+  }
+  db.exec('CREATE INDEX IF NOT EXISTS events_by_user_seq ON events (user_id, user_seq)');
 }
 
-function parseEventCursor(cursor: string): number {
-  if (!/^\d{1,15}$/.test(cursor))
+/**
+ * An event cursor: `user`, the event's number in its user's log, as issued now (opaque, base64url
+ * of `e:<n>`); or `legacy`, the global sequence number earlier versions issued (bare digits), still
+ * accepted so that clients resume across the upgrade. Numbering per user means a cursor tells its
+ * holder nothing of other users' activity.
+ */
+type EventCursor = { readonly form: 'user' | 'legacy'; readonly seq: number };
+
+function encodeEventCursor(userSeq: number): string {
+  return Buffer.from(`e:${userSeq}`).toString('base64url');
+}
+
+function parseEventCursor(cursor: string): EventCursor {
+  if (/^\d{1,15}$/.test(cursor)) return { form: 'legacy', seq: Number(cursor) };
+  const match = /^e:(\d{1,15})$/.exec(Buffer.from(cursor, 'base64url').toString());
+  // Decoding is lenient; only the one spelling this log issues is a cursor.
+  if (!match || encodeEventCursor(Number(match[1])) !== cursor) {
     throw new InvalidCursorError(`not an event cursor: ${JSON.stringify(cursor)}`);
-  return Number(cursor);
+  }
+  return { form: 'user', seq: Number(match[1]) };
 }
 
 export interface SqliteRepositoryOptions {
@@ -99,7 +135,8 @@ export class SqliteRepository implements TaskRepository {
     this.#db.pragma('busy_timeout = 5000');
     this.#db.exec(SCHEMA);
     migrate(this.#db);
-    this.#retention = eventRetention;
+    // The newest event of a log is never trimmed: the next number is taken from it.
+    this.#retention = Math.max(1, eventRetention);
     this.#publishEvent = publish;
     this.#observe = observe;
     const db = this.#db;
@@ -107,38 +144,50 @@ export class SqliteRepository implements TaskRepository {
       insertTask: db.prepare<[string, string, string, number, number, string | null, string]>(
         'INSERT INTO tasks (id, user_id, status, external, run_at, idempotency_key, data) VALUES (?, ?, ?, ?, ?, ?, ?)',
       ),
-      taskById: db.prepare<[string], TaskRow>('SELECT seq, data FROM tasks WHERE id = ?'),
+      taskById: db.prepare<[string], TaskRow>('SELECT seq, id, data FROM tasks WHERE id = ?'),
+      taskPlace: db.prepare<[string], { seq: number; user_id: string }>(
+        'SELECT seq, user_id FROM tasks WHERE id = ?',
+      ),
       taskByKey: db.prepare<[string, string], TaskRow>(
-        'SELECT seq, data FROM tasks WHERE user_id = ? AND idempotency_key = ?',
+        'SELECT seq, id, data FROM tasks WHERE user_id = ? AND idempotency_key = ?',
       ),
       updateTask: db.prepare<[string, number, number, string, string]>(
         'UPDATE tasks SET status = ?, external = ?, run_at = ?, data = ? WHERE id = ?',
       ),
-      insertEvent: db.prepare<[string, number, string, number]>(
-        'INSERT INTO events (user_id, final, data, appended_at) VALUES (?, ?, ?, ?)',
+      insertEvent: db.prepare<[string, number, number, string, number]>(
+        'INSERT INTO events (user_id, user_seq, final, data, appended_at) VALUES (?, ?, ?, ?, ?)',
       ),
-      retentionEdge: db.prepare<[string, number], { seq: number }>(
-        'SELECT seq FROM events WHERE user_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?',
+      retentionEdge: db.prepare<[string, number], { seq: number; user_seq: number }>(
+        'SELECT seq, user_seq FROM events WHERE user_id = ? ORDER BY user_seq DESC LIMIT 1 OFFSET ?',
       ),
-      trimEvents: db.prepare<[string, number]>('DELETE FROM events WHERE user_id = ? AND seq <= ?'),
-      markTrimmed: db.prepare<[string, number]>(
-        `INSERT INTO trimmed_logs (user_id, trimmed_through) VALUES (?, ?)
-         ON CONFLICT (user_id) DO UPDATE SET trimmed_through = max(trimmed_through, excluded.trimmed_through)`,
+      trimEvents: db.prepare<[string, number]>('DELETE FROM events WHERE user_id = ? AND user_seq <= ?'),
+      // Both edges: the global one for legacy cursors, the user's own for cursors issued now.
+      markTrimmed: db.prepare<[string, number, number]>(
+        `INSERT INTO trimmed_logs (user_id, trimmed_through, user_trimmed_through) VALUES (?, ?, ?)
+         ON CONFLICT (user_id) DO UPDATE SET
+           trimmed_through = max(trimmed_through, excluded.trimmed_through),
+           user_trimmed_through = max(user_trimmed_through, excluded.user_trimmed_through)`,
       ),
-      trimmedThrough: db.prepare<[string], { trimmed_through: number }>(
-        'SELECT trimmed_through FROM trimmed_logs WHERE user_id = ?',
+      trimmedThrough: db.prepare<[string], { trimmed_through: number; user_trimmed_through: number }>(
+        'SELECT trimmed_through, user_trimmed_through FROM trimmed_logs WHERE user_id = ?',
       ),
       eventsAfter: db.prepare<[string, number, number], EventRow>(
-        'SELECT seq, data, appended_at FROM events WHERE user_id = ? AND seq > ? ORDER BY seq LIMIT ?',
+        'SELECT user_seq, data, appended_at FROM events WHERE user_id = ? AND user_seq > ? ORDER BY user_seq LIMIT ?',
       ),
       finalEventsAfter: db.prepare<[string, number, number], EventRow>(
-        'SELECT seq, data, appended_at FROM events WHERE user_id = ? AND seq > ? AND final = 1 ORDER BY seq LIMIT ?',
+        'SELECT user_seq, data, appended_at FROM events WHERE user_id = ? AND user_seq > ? AND final = 1 ORDER BY user_seq LIMIT ?',
       ),
-      lastEvent: db.prepare<[string], { seq: number }>(
-        'SELECT max(seq) AS seq FROM events WHERE user_id = ?',
+      legacyEventsAfter: db.prepare<[string, number, number], EventRow>(
+        'SELECT user_seq, data, appended_at FROM events WHERE user_id = ? AND seq > ? ORDER BY seq LIMIT ?',
       ),
-      lastIssuedEvent: db.prepare<[], { seq: number }>(
-        "SELECT seq FROM sqlite_sequence WHERE name = 'events'",
+      legacyFinalEventsAfter: db.prepare<[string, number, number], EventRow>(
+        'SELECT user_seq, data, appended_at FROM events WHERE user_id = ? AND seq > ? AND final = 1 ORDER BY seq LIMIT ?',
+      ),
+      isUsersEvent: db.prepare<[string, number], { one: number }>(
+        'SELECT 1 AS one FROM events WHERE user_id = ? AND seq = ?',
+      ),
+      lastEvent: db.prepare<[string], { user_seq: number | null }>(
+        'SELECT max(user_seq) AS user_seq FROM events WHERE user_id = ?',
       ),
       dueTasks: db.prepare<[string, number, number], { id: string }>(
         'SELECT id FROM tasks WHERE status = ? AND external = 0 AND run_at <= ? ORDER BY run_at, seq LIMIT ?',
@@ -202,14 +251,14 @@ export class SqliteRepository implements TaskRepository {
     }
     if (after !== undefined) {
       where.push('seq < ?');
-      params.push(decodeTaskCursor(after));
+      params.push(this.#pageSeq(after, userId));
     }
-    const sql = `SELECT seq, data FROM tasks ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq DESC LIMIT ?`;
+    const sql = `SELECT seq, id, data FROM tasks ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq DESC LIMIT ?`;
     const rows = this.#db.prepare<(string | number)[], TaskRow>(sql).all(...params, first + 1);
     const page = rows.slice(0, first);
     return {
       tasks: page.map((row) => JSON.parse(row.data) as Task),
-      cursors: page.map((row) => encodeTaskCursor(row.seq)),
+      cursors: page.map((row) => encodeTaskCursor(row.id)),
       hasNextPage: rows.length > first,
     };
   }
@@ -222,30 +271,52 @@ export class SqliteRepository implements TaskRepository {
   }
 
   async readEvents(userId: string, after: string | null, { finalOnly, limit }: ReadEventsOptions) {
-    const afterSeq = after === null ? 0 : parseEventCursor(after);
+    const cursor = after === null ? null : parseEventCursor(after);
     const read = this.#db.transaction(() => {
-      const trimmed = this.#statements.trimmedThrough.get(userId)?.trimmed_through ?? 0;
-      const issued = this.#statements.lastIssuedEvent.get()?.seq ?? 0;
-      // A cursor below the trimmed edge lost events; one above everything issued comes from another database.
-      if (after !== null && (afterSeq < trimmed || afterSeq > issued)) {
-        throw new CursorExpiredError(`cursor ${after} is outside the retained event log`);
+      const statements = this.#statements;
+      const trimmed = statements.trimmedThrough.get(userId);
+      if (cursor?.form === 'legacy') {
+        const edge = trimmed?.trimmed_through ?? 0;
+        // Earlier versions issued as cursors only 0 (empty log), events of this log and its trim
+        // edge. Anything else is refused alike, whether from another log or probing how far the
+        // global sequence has got.
+        const issuedHere =
+          cursor.seq === 0 || cursor.seq === edge || statements.isUsersEvent.get(userId, cursor.seq);
+        if (!issuedHere || cursor.seq < edge) throw this.#expired(after);
+        const legacy = finalOnly ? statements.legacyFinalEventsAfter : statements.legacyEventsAfter;
+        return legacy.all(userId, cursor.seq, limit);
       }
-      const statement = finalOnly ? this.#statements.finalEventsAfter : this.#statements.eventsAfter;
+      const afterSeq = cursor?.seq ?? 0;
+      // Below the trimmed edge lost events; above the newest was never issued by this log.
+      if (
+        cursor !== null &&
+        (afterSeq < (trimmed?.user_trimmed_through ?? 0) || afterSeq > this.#lastUserSeq(userId))
+      ) {
+        throw this.#expired(after);
+      }
+      const statement = finalOnly ? statements.finalEventsAfter : statements.eventsAfter;
       return statement.all(userId, afterSeq, limit);
     });
     return read().map((row) => ({
-      cursor: String(row.seq),
+      cursor: encodeEventCursor(row.user_seq),
       task: JSON.parse(row.data) as Task,
       ...(row.appended_at === null ? {} : { appendedAt: row.appended_at }),
     }));
   }
 
   async lastCursor(userId: string): Promise<string> {
-    return String(this.#statements.lastEvent.get(userId)?.seq ?? 0);
+    return encodeEventCursor(this.#lastUserSeq(userId));
   }
 
+  /**
+   * Within one form, by number. A legacy cursor against one issued now: the legacy one is older.
+   * Delivery compares the two only while a subscriber resumed from a legacy cursor has had nothing
+   * yet, and then every event it sees was appended after that cursor.
+   */
   compareCursors(a: string, b: string): number {
-    return parseEventCursor(a) - parseEventCursor(b);
+    const [left, right] = [parseEventCursor(a), parseEventCursor(b)];
+    if (left.form !== right.form) return left.form === 'legacy' ? -1 : 1;
+    return left.seq - right.seq;
   }
 
   assertCursor(cursor: string): void {
@@ -314,17 +385,40 @@ export class SqliteRepository implements TaskRepository {
 
   #append(task: Task): TaskEvent {
     const appendedAt = Date.now();
-    const { lastInsertRowid } = this.#statements.insertEvent.run(
+    const userSeq = this.#lastUserSeq(task.userId) + 1;
+    this.#statements.insertEvent.run(
       task.userId,
+      userSeq,
       isFinal(task.status) ? 1 : 0,
       JSON.stringify(task),
       appendedAt,
     );
     const edge = this.#statements.retentionEdge.get(task.userId, this.#retention);
     if (edge) {
-      this.#statements.trimEvents.run(task.userId, edge.seq);
-      this.#statements.markTrimmed.run(task.userId, edge.seq);
+      this.#statements.trimEvents.run(task.userId, edge.user_seq);
+      this.#statements.markTrimmed.run(task.userId, edge.seq, edge.user_seq);
     }
-    return { cursor: String(lastInsertRowid), task, appendedAt };
+    return { cursor: encodeEventCursor(userSeq), task, appendedAt };
+  }
+
+  /** The place in the list a page cursor stands for: its task's, of the user listed (when one is). */
+  #pageSeq(cursor: string, userId: string | undefined): number {
+    const decoded = decodeTaskCursor(cursor);
+    if (decoded.form === 'seq') {
+      if (userId !== undefined) throw notAPageCursor(cursor);
+      return decoded.seq;
+    }
+    const place = this.#statements.taskPlace.get(decoded.id);
+    if (!place || (userId !== undefined && place.user_id !== userId)) throw notAPageCursor(cursor);
+    return place.seq;
+  }
+
+  /** Number of the user's newest event, 0 for an empty log. */
+  #lastUserSeq(userId: string): number {
+    return this.#statements.lastEvent.get(userId)?.user_seq ?? 0;
+  }
+
+  #expired(cursor: string | null): CursorExpiredError {
+    return new CursorExpiredError(`cursor ${cursor} is outside the retained event log`);
   }
 }

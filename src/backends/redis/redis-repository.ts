@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import { CursorExpiredError, InvalidCursorError } from '../../tasks/errors.js';
-import { decodeTaskCursor, encodeTaskCursor } from '../../tasks/page-cursor.js';
+import { decodeTaskCursor, encodeTaskCursor, notAPageCursor } from '../../tasks/page-cursor.js';
 import type {
   ReadEventsOptions,
   TaskChange,
@@ -144,7 +144,7 @@ export class RedisRepository implements TaskRepository {
 
   async list({ userId, statuses, first, after }: TaskListQuery): Promise<TaskPage> {
     const index = userId === undefined ? this.#keys.allTasks() : this.#keys.userIndex(userId);
-    let max = after === undefined ? '+inf' : `(${decodeTaskCursor(after)}`;
+    let max = after === undefined ? '+inf' : `(${await this.#pageSeq(after, userId)}`;
     const wanted = statuses && statuses.length > 0 ? new Set(statuses) : null;
     const found: { task: Task; seq: number }[] = [];
     const batch = Math.max(first + 1, 50);
@@ -177,7 +177,7 @@ export class RedisRepository implements TaskRepository {
     const page = found.slice(0, first);
     return {
       tasks: page.map((entry) => entry.task),
-      cursors: page.map((entry) => encodeTaskCursor(entry.seq)),
+      cursors: page.map((entry) => encodeTaskCursor(entry.task.id)),
       hasNextPage: found.length > first,
     };
   }
@@ -264,6 +264,23 @@ export class RedisRepository implements TaskRepository {
 
   assertCursor(cursor: string): void {
     parseStreamId(cursor);
+  }
+
+  /** The place in the index a page cursor stands for: its task's, of the user listed (when one is). */
+  async #pageSeq(cursor: string, userId: string | undefined): Promise<number> {
+    const decoded = decodeTaskCursor(cursor);
+    if (decoded.form === 'seq') {
+      if (userId !== undefined) throw notAPageCursor(cursor);
+      return decoded.seq;
+    }
+    const owner = await this.#ownerOf(decoded.id);
+    if (owner === null || (userId !== undefined && owner !== userId)) throw notAPageCursor(cursor);
+    const score =
+      userId === undefined
+        ? await this.#client.zscore(this.#keys.allTasks(), `${owner}\n${decoded.id}`)
+        : await this.#client.zscore(this.#keys.userIndex(owner), decoded.id);
+    if (score === null) throw notAPageCursor(cursor);
+    return Number(score);
   }
 
   async #read(userId: string, id: string): Promise<Task | null> {
