@@ -96,18 +96,55 @@ export interface ProbeResult {
 }
 
 /** Messages between the gateways of one deployment (e.g. revoking a user's connections). */
-export type ControlMessage = {
-  readonly type: 'revoke-user-connections';
-  readonly userId: string;
-  /** The gateway that sent it; it has acted already and ignores its own message. */
-  readonly origin: string;
-};
+export type ControlMessage =
+  | {
+      readonly type: 'revoke-user-connections';
+      readonly userId: string;
+      /**
+       * The user's stored revoked-before timestamp (epoch ms): what the user holds on a token
+       * issued before it ends. Absent from gateways of earlier versions: everything of the user ends.
+       */
+      readonly revokedBefore?: number;
+      /** Set when the sender waits for a `user-connections-revoked` answer from each gateway. */
+      readonly requestId?: string;
+      /** The gateway that sent it; it has acted already and ignores its own message. */
+      readonly origin: string;
+    }
+  | {
+      /** A gateway's answer to a `revoke-user-connections` message with a `requestId`. */
+      readonly type: 'user-connections-revoked';
+      readonly requestId: string;
+      /** How many connections (WebSockets and SSE streams) the answering gateway ended. */
+      readonly closed: number;
+      readonly origin: string;
+    };
 
 /** Broadcast to every gateway of the deployment (this one included). */
 export interface ControlChannel {
-  publish(message: ControlMessage): Promise<void>;
-  /** Resolves once listening is in effect, with a function that stops it. */
-  subscribe(listener: (message: ControlMessage) => void): Promise<() => void>;
+  /**
+   * Resolves once the message is sent, with how many listeners (one per gateway listening,
+   * this one included) it reached, or `null` when the transport cannot tell (Redis Cluster).
+   */
+  publish(message: ControlMessage): Promise<number | null>;
+  /**
+   * Resolves once listening is in effect, with a function that stops it. `onGap` is called when
+   * messages may have been missed (the connection was lost and listening is in effect again).
+   */
+  subscribe(listener: (message: ControlMessage) => void, onGap?: () => void): Promise<() => void>;
+}
+
+/**
+ * When each user's tokens were last revoked (`revokeUserConnections`): a token of the user issued
+ * before that moment is refused. Durable, and shared by every gateway of the deployment.
+ */
+export interface RevocationStore {
+  /**
+   * Records that the user's tokens issued before `before` (epoch ms) are revoked, keeping the
+   * later of this and any earlier record; resolves with the stored timestamp.
+   */
+  revokeBefore(userId: string, before: number): Promise<number>;
+  /** The user's stored revoked-before timestamp (epoch ms); 0 when never revoked. */
+  revokedBefore(userId: string): Promise<number>;
 }
 
 /** Answer of {@link RateLimiter.take}. */
@@ -134,6 +171,7 @@ export interface Backend {
   readonly bus: LiveBus;
   readonly queue: TaskQueue;
   readonly control: ControlChannel;
+  readonly revocations: RevocationStore;
   /** A rate limiter shared by every process of the deployment (in-process in embedded mode). */
   rateLimiter(name: string, rule: RateRule): RateLimiter;
   /** Checks that the store, the bus and the queue answer now. */

@@ -333,17 +333,52 @@ describe('GuardedRedisPubSub', () => {
   });
 
   it('should carry control messages as JSON, dropping malformed ones and ignoring unknown types', async () => {
-    const control = new RedisControl(pubsub, keys);
+    const control = new RedisControl({ pubsub, publisher, keys, logger });
     const received: ControlMessage[] = [];
     const stop = await control.subscribe((message) => received.push(message));
     const message: ControlMessage = { type: 'revoke-user-connections', userId: 'bob', origin: 'gw-1' };
+    const answer: ControlMessage = {
+      type: 'user-connections-revoked',
+      requestId: 'r1',
+      closed: 2,
+      origin: 'gw-2',
+    };
 
     await publisher.publish(keys.control(), '{oops');
     await publisher.publish(keys.control(), JSON.stringify({ type: 'from-a-newer-gateway' }));
-    await control.publish(message);
-    await waitFor(() => received.length === 1, 'the control message');
-    expect(received).toEqual([message]);
+    await publisher.publish(keys.control(), JSON.stringify({ ...message, revokedBefore: 'yesterday' }));
+    // PUBLISH's reply counts the listening connections: this test's subscriber.
+    expect(await control.publish(message)).toBe(1);
+    await control.publish(answer);
+    await waitFor(() => received.length === 2, 'the control messages');
+    expect(received).toEqual([message, answer]);
     expect(logsOf('dropped a redis message that is not JSON', keys.control())).toHaveLength(1);
     stop();
+  });
+
+  it('should signal a possible gap on the control channel once its subscriber connection is back', async () => {
+    const ownSubscriber = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null, enableReadyCheck: false });
+    extra.push(ownSubscriber);
+    await new Promise((resolve) => ownSubscriber.once('ready', resolve));
+    const control = new RedisControl({
+      pubsub: new GuardedRedisPubSub({ publisher, subscriber: ownSubscriber, logger }),
+      publisher,
+      keys: new RedisKeys(`${prefix}:gap`),
+      logger,
+    });
+    const received: ControlMessage[] = [];
+    let gaps = 0;
+    const stop = await control.subscribe(
+      (message) => received.push(message),
+      () => gaps++,
+    );
+    ownSubscriber.disconnect(true);
+    await waitFor(() => gaps === 1, 'the gap signal');
+    // The signal comes after the channel is subscribed again: what is published now arrives.
+    const message: ControlMessage = { type: 'revoke-user-connections', userId: 'gap', origin: 'gw-1' };
+    expect(await control.publish(message)).toBe(1);
+    await waitFor(() => received.length === 1, 'the message after the reconnect');
+    stop();
+    ownSubscriber.disconnect();
   });
 });

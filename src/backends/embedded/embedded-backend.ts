@@ -6,6 +6,7 @@ import { MemoryBus } from './memory-bus.js';
 import { MemoryControl } from './memory-control.js';
 import { MemoryRateLimiter } from './memory-rate-limiter.js';
 import { SqliteRepository } from './sqlite-repository.js';
+import { SqliteRevocations } from './sqlite-revocations.js';
 
 export interface EmbeddedBackendOptions {
   /** Directory of the SQLite file, or `:memory:`. */
@@ -33,11 +34,13 @@ export function createEmbeddedBackend({
     observe,
   });
   const workers = new EmbeddedWorkers(repository, kinds, logger);
+  const revocations = new SqliteRevocations({ dataDir });
   return {
     tasks: repository,
     bus,
     queue: workers,
     control: new MemoryControl(),
+    revocations,
     rateLimiter: (_name, rule) => new MemoryRateLimiter(rule),
     async probe(): Promise<readonly ProbeResult[]> {
       try {
@@ -59,6 +62,7 @@ export function createEmbeddedBackend({
     async close() {
       await workers.close(0);
       repository.close();
+      revocations.close();
     },
   };
 }

@@ -1,11 +1,16 @@
 import type { ControlChannel, ControlMessage } from '../../tasks/ports.js';
 
-/** The control channel of a single process: every listener of this process hears each message. */
+/**
+ * The control channel of a single process: every listener of this process hears each message, at
+ * once, and nothing is ever missed (no gap).
+ */
 export class MemoryControl implements ControlChannel {
   readonly #listeners = new Set<(message: ControlMessage) => void>();
 
-  async publish(message: ControlMessage): Promise<void> {
-    for (const listener of this.#listeners) listener(message);
+  async publish(message: ControlMessage): Promise<number> {
+    const listeners = [...this.#listeners];
+    for (const listener of listeners) listener(message);
+    return listeners.length;
   }
 
   async subscribe(listener: (message: ControlMessage) => void): Promise<() => void> {

@@ -83,6 +83,10 @@ export class RedisKeys {
   control(): string {
     return `${this.prefix}:control`;
   }
+  /** Epoch ms before which the user's tokens are revoked (`revokeUserConnections`). */
+  revokedBefore(userId: string): string {
+    return `${this.#user(userId)}:revoked-before`;
+  }
   /** Token bucket `name` of `key` (a user id), in that user's slot. */
   rateBucket(name: string, key: string): string {
     return `${this.#user(key)}:rate:${name}`;

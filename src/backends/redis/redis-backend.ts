@@ -10,6 +10,7 @@ import { RedisControl } from './redis-control.js';
 import { GuardedRedisPubSub } from './redis-pubsub.js';
 import { RedisRateLimiter } from './redis-rate-limiter.js';
 import { RedisRepository } from './redis-repository.js';
+import { RedisRevocations } from './redis-revocations.js';
 
 /** A readiness probe waits this long for each answer. */
 const PROBE_TIMEOUT_MS = 1_000;
@@ -118,12 +119,13 @@ export async function createRedisBackend(options: RedisBackendOptions): Promise<
     logger,
     ...(options.lockDurationMs === undefined ? {} : { lockDurationMs: options.lockDurationMs }),
   });
-  const control = new RedisControl(pubsub, keys);
+  const control = new RedisControl({ pubsub, publisher: client, keys, logger });
   return {
     tasks: repository,
     bus,
     queue,
     control,
+    revocations: new RedisRevocations(client, keys),
     rateLimiter: (name, rule) => new RedisRateLimiter(client, keys, name, rule),
     async probe() {
       return Promise.all([
