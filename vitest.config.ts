@@ -6,6 +6,7 @@ import { defineConfig } from 'vitest/config';
 const CONTRACT_SUITES = [
   'test/smoke.test.ts',
   'test/auth.test.ts',
+  'test/security-revocation.test.ts',
   'test/bad-input.test.ts',
   'test/tasks-lifecycle.test.ts',
   'test/kinds.test.ts',

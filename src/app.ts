@@ -1,10 +1,12 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createDevTokenHandler } from './auth/dev-token.js';
+import { RevocationList, revocationCheckingVerifier } from './auth/revocation-list.js';
 import { createTokenVerifier, mintToken } from './auth/tokens.js';
 import { type BackendParts, backendFor, embeddedBackendFor } from './backends/backend-for-config.js';
 import type { Config } from './config.js';
 import { createMaskError } from './graphql/error-mapper.js';
+import { RevocableSubscriptions } from './graphql/plugins/subscription-revocation.js';
 import { createGraphQLEndpoint, GRAPHQL_PATH } from './graphql/yoga.js';
 import { createDemoPageHandler } from './http/demo-page.js';
 import type { DevTokens } from './http/graphiql.js';
@@ -107,11 +109,15 @@ export function buildApp(deps: AppDeps): App {
   });
   const delivery = new Delivery(backend);
 
-  // Connections and their revocation across gateways.
-  const verifier = createTokenVerifier(config.auth);
+  // Connections and their revocation across gateways: every token is checked against its user's
+  // revocation, and a revocation ends the user's sockets and SSE streams on every gateway.
+  const revocations = new RevocationList(backend.revocations);
+  const verifier = revocationCheckingVerifier(createTokenVerifier(config.auth), revocations);
   const registry = new ConnectionRegistry(config.maxConnectionsPerUser);
+  const revocableSubscriptions = new RevocableSubscriptions(revocations);
   const revoker = new ConnectionRevoker({
-    registry,
+    targets: [registry, revocableSubscriptions],
+    revocations,
     control: backend.control,
     logger,
     onRevoked: (count) => metrics.revokedConnections.inc(count),
@@ -127,6 +133,7 @@ export function buildApp(deps: AppDeps): App {
     verifier,
     maskError,
     revokeUserConnections: (userId) => revoker.revoke(userId),
+    revocableSubscriptions,
     devTokens: () => devTokens,
   });
   const opsRoutes = (serveMetrics: boolean) =>
@@ -147,7 +154,16 @@ export function buildApp(deps: AppDeps): App {
     logger,
     metrics,
     isDraining,
-    hooks: createGraphQLWsHooks({ config, logger, metrics, graphql, verifier, registry, maskError }),
+    hooks: createGraphQLWsHooks({
+      config,
+      logger,
+      metrics,
+      graphql,
+      verifier,
+      revocations,
+      registry,
+      maskError,
+    }),
   });
   const server = createServer(router.handle);
   server.on('upgrade', websocket.handleUpgrade);

@@ -122,7 +122,7 @@ describe('across gateways', () => {
     [gatewayA, gatewayB] = await Promise.all([startChildServer({ env }), startChildServer({ env })]);
   }, 60_000);
 
-  it("revokeUserConnections on one gateway closes the user's sockets on every gateway with 4403, and no one else's", async () => {
+  it("revokeUserConnections on one gateway closes the user's sockets on every gateway with 4403, counts them all, and no one else's", async () => {
     const alice = await gatewayA.token('everywhere-alice');
     const bob = await gatewayA.token('everywhere-bob');
     const service = await gatewayA.token('revoker', { service: true });
@@ -138,7 +138,7 @@ describe('across gateways', () => {
       { u: 'everywhere-alice' },
       service,
     );
-    expect(revoked.data?.revokeUserConnections).toBe(1);
+    expect(revoked.data?.revokeUserConnections).toBe(2);
     expect((await onA.closed).code).toBe(4403);
     expect((await onB.closed).code).toBe(4403);
     bobOnB.send({ id: 'q', type: 'subscribe', payload: { query: '{ viewer { userId } }' } });

@@ -56,6 +56,8 @@ export class SubscriptionStream implements AsyncIterableIterator<ExecutionResult
   #pending: Promise<void> | undefined;
   #deadline: NodeJS.Timeout | undefined;
   #done = false;
+  /** How the stream ended before a consumer came; {@link pipeTo} hands it to the sink. */
+  #endedUnconsumed: { readonly failure?: { readonly error: unknown } } | undefined;
 
   constructor(source: AsyncIterable<unknown>, args: ExecutionArgs) {
     this.#source = source;
@@ -80,18 +82,31 @@ export class SubscriptionStream implements AsyncIterableIterator<ExecutionResult
         return;
       }
       this.#deadline = undefined;
-      // Ended first: stopping the source reports an ordinary end.
-      this.#end({ error: error() });
-      this.#stopSource();
+      this.end(error());
     };
     arm();
+  }
+
+  /**
+   * Ends the stream now (a revocation): the source is stopped and the consumer gets `error` after
+   * the results already made, even when it starts consuming only later.
+   */
+  end(error: Error): void {
+    // Ended first: stopping the source reports an ordinary end.
+    this.#end({ error });
+    this.#stopSource();
   }
 
   /** Push mode: starts the stream; each result goes to `sink`, then its end. */
   pipeTo(sink: ResultSink): void {
     if (this.#sink) throw new Error('SubscriptionStream: already consumed');
+    if (this.#done) {
+      const ended = this.#endedUnconsumed;
+      this.#endedUnconsumed = undefined;
+      if (ended) sink.end(ended.failure);
+      return;
+    }
     this.#sink = sink;
-    if (this.#done) return;
     const source = this.#source;
     if (source instanceof AsyncQueue) source.pipeTo(new SourceSink(this));
     else void this.#iterate(source);
@@ -199,7 +214,8 @@ export class SubscriptionStream implements AsyncIterableIterator<ExecutionResult
       for (const observer of this.#observers) observer.onEnd?.();
       const sink = this.#sink;
       this.#sink = undefined;
-      sink?.end(failure);
+      if (sink) sink.end(failure);
+      else this.#endedUnconsumed = failure ? { failure } : {};
     };
     if (this.#pending) void this.#pending.then(settle);
     else settle();

@@ -15,6 +15,7 @@ import { queryLimitPlugins } from './plugins/query-limits.js';
 import { useRequestParseErrors } from './plugins/request-parse-errors.js';
 import { useSubscriptionExpiry } from './plugins/subscription-expiry.js';
 import { useSubscriptionMetrics } from './plugins/subscription-metrics.js';
+import { type RevocableSubscriptions, useSubscriptionRevocation } from './plugins/subscription-revocation.js';
 import { type PushingTransport, useSubscriptionStreams } from './plugins/subscription-streams.js';
 
 export const GRAPHQL_PATH = '/graphql';
@@ -41,10 +42,13 @@ export interface GraphQLEndpointOptions {
   readonly metrics: Metrics;
   readonly tasks: TaskService;
   readonly delivery: Delivery;
+  /** Refuses revoked tokens too (`revocationCheckingVerifier`). */
   readonly verifier: TokenVerifier;
   /** The one mapper from thrown errors to client errors (`error-mapper.ts`). */
   readonly maskError: (error: unknown, message?: string) => GraphQLError;
   readonly revokeUserConnections: (userId: string) => Promise<number>;
+  /** Where SSE subscriptions are tracked, so that a revocation ends them. */
+  readonly revocableSubscriptions: RevocableSubscriptions;
   /** Shown in GraphiQL's Headers tab when set. */
   readonly devTokens: () => DevTokens | null;
 }
@@ -63,6 +67,7 @@ export function createGraphQLEndpoint({
   verifier,
   maskError,
   revokeUserConnections,
+  revocableSubscriptions,
   devTokens,
 }: GraphQLEndpointOptions): GraphQLEndpoint {
   const httpViewer = async (header: string | null): Promise<Viewer | null> => {
@@ -94,6 +99,7 @@ export function createGraphQLEndpoint({
       }),
       useSubscriptionMetrics(metrics),
       useSubscriptionExpiry(),
+      useSubscriptionRevocation(revocableSubscriptions),
       useSubscriptionStreams(),
     ],
     graphiql: config.graphiql ? graphiqlOptions(devTokens) : false,

@@ -21,6 +21,12 @@ export type LimitName =
   | 'subscriptions_per_connection'
   | 'websocket_origin';
 
+/** The `reason` label of a refused token, by its message; any other is `invalid`. */
+const AUTH_FAILURE_REASONS: Readonly<Record<string, string>> = {
+  'token expired': 'expired',
+  'token revoked': 'revoked',
+};
+
 /** A scrape waits this long for the queue depth. */
 const QUEUE_DEPTH_TIMEOUT_MS = 1_000;
 
@@ -130,7 +136,7 @@ export class Metrics {
   });
   readonly authFailures = new Counter({
     name: 'tss_auth_failures_total',
-    help: 'Tokens refused, by transport (http, ws) and reason (expired, invalid).',
+    help: 'Tokens refused, by transport (http, ws) and reason (expired, revoked, invalid).',
     labelNames: ['transport', 'reason'] as const,
     registers: [this.registry],
   });
@@ -147,7 +153,7 @@ export class Metrics {
   });
   readonly revokedConnections = new Counter({
     name: 'tss_connections_revoked_total',
-    help: 'WebSocket connections this process closed (4403) for revokeUserConnections.',
+    help: 'Connections this process ended for revokeUserConnections: WebSockets closed (4403) and SSE streams ended.',
     registers: [this.registry],
   });
 
@@ -161,9 +167,10 @@ export class Metrics {
     for (const name of COSTLY_DEFAULT_METRICS) this.registry.removeSingleMetric(name);
   }
 
-  /** Counts a refused token: `token expired` is reason `expired`, anything else `invalid`. */
+  /** Counts a refused token: `token expired` is reason `expired`, `token revoked` `revoked`, anything else `invalid`. */
   authFailed(transport: 'http' | 'ws', error: Error): void {
-    this.authFailures.inc({ transport, reason: error.message === 'token expired' ? 'expired' : 'invalid' });
+    const reason = AUTH_FAILURE_REASONS[error.message] ?? 'invalid';
+    this.authFailures.inc({ transport, reason });
   }
 
   /** Connects the gauges that are read at scrape time. */

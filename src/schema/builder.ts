@@ -10,7 +10,10 @@ export interface GraphQLContext {
   readonly viewer: Viewer | null;
   readonly tasks: TaskService;
   readonly delivery: Delivery;
-  /** Closes a user's open WebSocket connections on every gateway; resolves with how many were open here. */
+  /**
+   * Revokes a user's tokens issued before now and ends the connections holding one, on every
+   * gateway; resolves with how many were ended on the gateways that answered in time.
+   */
   readonly revokeUserConnections: (userId: string) => Promise<number>;
   /**
    * The operation's token is its WebSocket connection's: when it expires the socket closes

@@ -1,6 +1,7 @@
 import { type ExecutionArgs, GraphQLError, type GraphQLFormattedError, getOperationAST } from 'graphql';
 import type { ServerOptions } from 'graphql-ws';
 import type { WebSocket } from 'ws';
+import type { RevocationList } from '../auth/revocation-list.js';
 import { bearerToken, TokenError, type TokenVerifier } from '../auth/tokens.js';
 import type { Viewer } from '../auth/viewer.js';
 import type { Config } from '../config.js';
@@ -23,6 +24,11 @@ interface ConnectionState {
   readonly requestId: string;
   viewer: Viewer | null;
   expiryTimer: NodeJS.Timeout | undefined;
+  /**
+   * The users this connection is registered for (and counted against their
+   * `MAX_CONNECTIONS_PER_USER`): its token's, and the user of each token its operations carried.
+   */
+  readonly users: Set<string>;
   /** Ids of the subscriptions this connection started (some may have ended since). */
   readonly subscriptionIds: Set<string>;
 }
@@ -64,7 +70,10 @@ export interface GraphQLWsHooksOptions {
   readonly logger: Logger;
   readonly metrics: Metrics;
   readonly graphql: GraphQLEndpoint;
+  /** Refuses revoked tokens too (`revocationCheckingVerifier`). */
   readonly verifier: TokenVerifier;
+  /** What this gateway knows of revocations, checked again just before a registration. */
+  readonly revocations: RevocationList;
   readonly registry: ConnectionRegistry;
   /** The one mapper from thrown errors to client errors. */
   readonly maskError: (error: unknown) => GraphQLError;
@@ -80,9 +89,11 @@ export interface GraphQLWsHooks {
 /**
  * What happens on a graphql-ws connection: the token is verified at `connection_init`
  * (`connectionParams.authorization`, or the upgrade request's `Authorization` header) and the
- * socket closes with 4403 when it expires; the per-user connection cap (4420); an operation may
- * bring its own token (GraphiQL's headers); the per-connection subscription cap; then the operation
- * runs through yoga's pipeline, which pushes subscription results straight to the socket.
+ * socket closes with 4403 when it expires or its user's tokens are revoked; the per-user connection
+ * cap (4420); an operation may bring its own token (GraphiQL's headers), which registers the
+ * connection for that user too and counts against the same cap (the operation is refused with
+ * LIMIT_EXCEEDED); the per-connection subscription cap; then the operation runs through yoga's
+ * pipeline, which pushes subscription results straight to the socket.
  */
 export function createGraphQLWsHooks({
   config,
@@ -90,6 +101,7 @@ export function createGraphQLWsHooks({
   metrics,
   graphql,
   verifier,
+  revocations,
   registry,
   maskError,
 }: GraphQLWsHooksOptions): GraphQLWsHooks {
@@ -97,6 +109,33 @@ export function createGraphQLWsHooks({
   const closeForToken = (socket: WebSocket, reason: string) =>
     socket.close(CloseCode.Forbidden, `Forbidden: ${reason}`);
   const formatPushedError = (error: GraphQLError) => formatForSocket(maskError(error));
+
+  /**
+   * Registers an open connection for the user of a token one of its operations carried; the error
+   * that refuses the operation otherwise.
+   */
+  const registerOperationViewer = (socket: WebSocket, state: ConnectionState, viewer: Viewer) => {
+    // Closed while the token was being verified: onClose has run already, register nothing.
+    if (socket.readyState !== socket.OPEN) return new GraphQLError('connection closed');
+    if (revocations.isKnownRevoked(viewer)) {
+      return new GraphQLError('token revoked', { extensions: { code: ErrorCode.Unauthenticated } });
+    }
+    const { userId } = viewer;
+    if (!registry.tryAdd(userId, socket, viewer.issuedAt)) {
+      const max = config.maxConnectionsPerUser;
+      metrics.limitRejections.inc({ limit: 'connections_per_user' });
+      logger.info('websocket operation refused: too many connections', {
+        requestId: state.requestId,
+        userId,
+        max,
+      });
+      return new GraphQLError(`at most ${max} connections per user: close one first`, {
+        extensions: { code: ErrorCode.LimitExceeded, limit: 'connectionsPerUser', max },
+      });
+    }
+    state.users.add(userId);
+    return null;
+  };
 
   const options: ServerOptions<Record<string, unknown>, WsExtra> = {
     connectionInitWaitTimeout: 0,
@@ -124,6 +163,7 @@ export function createGraphQLWsHooks({
         requestId: requestIdFrom(upgrade.requestId),
         viewer: null,
         expiryTimer: undefined,
+        users: new Set(),
         subscriptionIds: new Set(),
       };
       try {
@@ -139,7 +179,13 @@ export function createGraphQLWsHooks({
       }
       // Closed while the token was being verified: onClose has run already, register nothing.
       if (socket.readyState !== socket.OPEN) return false;
-      if (state.viewer && !registry.tryAdd(state.viewer.userId, socket)) {
+      // Revoked after the verifier looked: the revocation did not find this socket to close.
+      if (state.viewer && revocations.isKnownRevoked(state.viewer)) {
+        metrics.authFailed('ws', new TokenError('token revoked'));
+        closeForToken(socket, 'token revoked');
+        return false;
+      }
+      if (state.viewer && !registry.tryAdd(state.viewer.userId, socket, state.viewer.issuedAt)) {
         metrics.limitRejections.inc({ limit: 'connections_per_user' });
         logger.info('websocket refused: too many connections', {
           requestId: state.requestId,
@@ -152,6 +198,7 @@ export function createGraphQLWsHooks({
         );
         return false;
       }
+      if (state.viewer) state.users.add(state.viewer.userId);
       const expiresAt = state.viewer?.expiresAt;
       if (expiresAt != null) {
         state.expiryTimer = setTimeout(
@@ -172,7 +219,7 @@ export function createGraphQLWsHooks({
     onClose: (ctx, code, reason) => {
       const state = connections.get(ctx.extra.socket);
       clearTimeout(state?.expiryTimer);
-      if (state?.viewer) registry.remove(state.viewer.userId, ctx.extra.socket);
+      for (const userId of state?.users ?? []) registry.remove(userId, ctx.extra.socket);
       logger.debug('websocket closed', {
         requestId: state?.requestId ?? null,
         userId: state?.viewer?.userId ?? null,
@@ -204,6 +251,10 @@ export function createGraphQLWsHooks({
       if (viewer?.expiresAt != null && viewer.expiresAt <= Date.now()) {
         closeForToken(ctx.extra.socket, 'token expired');
         return [];
+      }
+      if (!viewerBoundToConnection && viewer && state) {
+        const refused = registerOperationViewer(ctx.extra.socket, state, viewer);
+        if (refused) return [refused];
       }
       const { send } = ctx.extra;
       const enveloped = graphql.getEnveloped({
