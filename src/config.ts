@@ -92,8 +92,16 @@ export interface Config {
   readonly maxQueryDirectives: number;
   /** `startTask` calls a user may make per minute (a token bucket holding one minute's worth); 0: unlimited. @default 600 */
   readonly rateLimitStartPerMinute: number;
-  /** Open WebSocket connections per user on one gateway; 0: unlimited. @default 32 */
+  /**
+   * Open WebSocket connections per user on one gateway, a connection counting for the user of its
+   * token and for the user of each token its operations carried; 0: unlimited. @default 32
+   */
   readonly maxConnectionsPerUser: number;
+  /**
+   * How long a WebSocket connection opened without a token may stay open without authenticating
+   * an operation (a token in its `extensions.headers`); then it is closed with 4403. @default 5000
+   */
+  readonly anonymousSocketGraceMs: number;
   /** Subscriptions open at once on one WebSocket connection; 0: unlimited. @default 100 */
   readonly maxSubscriptionsPerConnection: number;
   /** A socket with more than this many bytes waiting to be sent is closed as a slow consumer. @default 16777216 */
@@ -284,6 +292,7 @@ export function loadConfig(env: Env = process.env): Config {
     maxQueryDirectives: readInt(env, 'MAX_QUERY_DIRECTIVES', 50, 0, 10_000),
     rateLimitStartPerMinute: readInt(env, 'RATE_LIMIT_START_PER_MINUTE', 600, 0, 1_000_000),
     maxConnectionsPerUser: readInt(env, 'MAX_CONNECTIONS_PER_USER', 32, 0, 1_000_000),
+    anonymousSocketGraceMs: readInt(env, 'ANONYMOUS_SOCKET_GRACE_MS', 5_000, 100, 600_000),
     maxSubscriptionsPerConnection: readInt(env, 'MAX_SUBSCRIPTIONS_PER_CONNECTION', 100, 0, 1_000_000),
     slowConsumerBytes: readInt(env, 'SLOW_CONSUMER_BYTES', 16_777_216, 1_024, 1_073_741_824),
     drainGraceMs: readInt(env, 'DRAIN_GRACE_MS', 10_000, 0, 3_600_000),

@@ -6,6 +6,7 @@
  */
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
 import { waitFor } from './utils/deferred.js';
 import { COMPLETED, extensionsOf, lastEventCursor, messageErrors, scrape, startTask } from './utils/ops.js';
 import { startTestServer, type TestServer } from './utils/tserver.js';
@@ -279,5 +280,43 @@ describe('connection caps count every socket (repro 2; MAX_CONNECTIONS_PER_USER=
       return answer['type'] === 'next';
     }, 'a socket authorised per operation to be accepted again');
     for (const raw of [second, third]) raw.socket.close();
+  });
+});
+
+describe('sockets without a token (repro 2; ANONYMOUS_SOCKET_GRACE_MS=500)', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer({ env: { ANONYMOUS_SOCKET_GRACE_MS: '500' } });
+  });
+  afterAll(() => server.stop());
+
+  it('closes a socket opened without a token that authenticates no operation within the grace with 4403, and keeps those that did', async () => {
+    const token = await server.token('grace-user');
+    const idle = await openRawSocket(server.wsUrl);
+    await idle.init();
+    let idleClosed: { code: number; reason: string } | undefined;
+    void idle.closed.then((closed) => {
+      idleClosed = closed;
+    });
+    // An operation without a token does not count as authenticating.
+    expect(codes(await ask(idle, 'anon', VIEWER))).toEqual(['UNAUTHENTICATED']);
+    const perOperation = await openRawSocket(server.wsUrl);
+    await perOperation.init();
+    expect((await ask(perOperation, 'q', VIEWER, withHeader(token)))['type']).toBe('next');
+    const withToken = await openRawSocket(server.wsUrl);
+    await withToken.init({ authorization: `Bearer ${token}` });
+
+    await waitFor(() => idleClosed, 'the idle socket without a token to be closed', 10_000);
+    expect(idleClosed).toEqual({
+      code: 4403,
+      reason: 'Forbidden: no token: authenticate within 500 ms of connecting',
+    });
+    for (const raw of [perOperation, withToken]) {
+      expect(raw.socket.readyState).toBe(WebSocket.OPEN);
+      expect((await ask(raw, 'later', VIEWER, withHeader(token)))['payload']).toEqual({
+        data: { viewer: { userId: 'grace-user' } },
+      });
+      raw.socket.close();
+    }
   });
 });

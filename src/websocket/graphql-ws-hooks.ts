@@ -24,6 +24,8 @@ interface ConnectionState {
   readonly requestId: string;
   viewer: Viewer | null;
   expiryTimer: NodeJS.Timeout | undefined;
+  /** Closes a connection without a token that authenticates no operation in time. */
+  graceTimer: NodeJS.Timeout | undefined;
   /**
    * The users this connection is registered for (and counted against their
    * `MAX_CONNECTIONS_PER_USER`): its token's, and the user of each token its operations carried.
@@ -92,8 +94,9 @@ export interface GraphQLWsHooks {
  * socket closes with 4403 when it expires or its user's tokens are revoked; the per-user connection
  * cap (4420); an operation may bring its own token (GraphiQL's headers), which registers the
  * connection for that user too and counts against the same cap (the operation is refused with
- * LIMIT_EXCEEDED); the per-connection subscription cap; then the operation runs through yoga's
- * pipeline, which pushes subscription results straight to the socket.
+ * LIMIT_EXCEEDED); a connection without a token at connect that authenticates no operation within
+ * `ANONYMOUS_SOCKET_GRACE_MS` is closed with 4403; the per-connection subscription cap; then the
+ * operation runs through yoga's pipeline, which pushes subscription results straight to the socket.
  */
 export function createGraphQLWsHooks({
   config,
@@ -134,6 +137,8 @@ export function createGraphQLWsHooks({
       });
     }
     state.users.add(userId);
+    clearTimeout(state.graceTimer);
+    state.graceTimer = undefined;
     return null;
   };
 
@@ -163,6 +168,7 @@ export function createGraphQLWsHooks({
         requestId: requestIdFrom(upgrade.requestId),
         viewer: null,
         expiryTimer: undefined,
+        graceTimer: undefined,
         users: new Set(),
         subscriptionIds: new Set(),
       };
@@ -199,6 +205,13 @@ export function createGraphQLWsHooks({
         return false;
       }
       if (state.viewer) state.users.add(state.viewer.userId);
+      else {
+        const graceMs = config.anonymousSocketGraceMs;
+        state.graceTimer = setTimeout(
+          () => closeForToken(socket, `no token: authenticate within ${graceMs} ms of connecting`),
+          graceMs,
+        );
+      }
       const expiresAt = state.viewer?.expiresAt;
       if (expiresAt != null) {
         state.expiryTimer = setTimeout(
@@ -219,6 +232,7 @@ export function createGraphQLWsHooks({
     onClose: (ctx, code, reason) => {
       const state = connections.get(ctx.extra.socket);
       clearTimeout(state?.expiryTimer);
+      clearTimeout(state?.graceTimer);
       for (const userId of state?.users ?? []) registry.remove(userId, ctx.extra.socket);
       logger.debug('websocket closed', {
         requestId: state?.requestId ?? null,
