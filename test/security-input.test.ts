@@ -192,6 +192,18 @@ describe('5. user ids and idempotency keys in storage keys', () => {
     expect(onlyError(listed).extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'userId' });
     const followed = await service.firstEvent(TASK_COMPLETED, { userId }, serviceToken);
     expect(onlyError(followed).extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'userId' });
+    const revoked = await service.gql(
+      'mutation($userId: ID!) { revokeUserConnections(userId: $userId) }',
+      { userId },
+      serviceToken,
+    );
+    expect(onlyError(revoked).extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'userId' });
+    if (userId !== '') {
+      // A token naming such a user is refused outright: the rule is the same one.
+      const token = await service.token(userId);
+      const viewer = await service.gql(VIEWER, {}, token);
+      expect(onlyError(viewer).extensions).toMatchObject({ code: 'UNAUTHENTICATED' });
+    }
   });
 
   it.each([

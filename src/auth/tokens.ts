@@ -11,6 +11,7 @@ import {
 } from 'jose';
 import { LRUCache } from 'lru-cache';
 import type { AuthConfig, TokenClaims } from '../config.js';
+import { userIdProblem } from '../tasks/user-id.js';
 import { SERVICE_ROLE, type Viewer } from './viewer.js';
 
 /** Why a token was refused; the message is safe to show to the caller. */
@@ -90,7 +91,7 @@ export function createTokenVerifier(auth: AuthConfig): TokenVerifier {
     } catch (error) {
       throw new TokenError(describeJoseError(error));
     }
-    if (typeof payload.sub !== 'string' || payload.sub.length === 0 || payload.sub.length > 200) {
+    if (typeof payload.sub !== 'string' || userIdProblem(payload.sub) !== null) {
       throw new TokenError('token has no usable "sub" claim (the user id)');
     }
     // jose checked that `iat`, when present, is a number, and that `exp` is.

@@ -1,5 +1,6 @@
-import { ForbiddenError, InvalidInputError } from '../tasks/errors.js';
+import { ForbiddenError } from '../tasks/errors.js';
 import { requireViewer } from '../tasks/task-service.js';
+import { assertUserId } from '../tasks/user-id.js';
 import { builder } from './builder.js';
 
 builder.mutationField('revokeUserConnections', (t) =>
@@ -12,9 +13,7 @@ builder.mutationField('revokeUserConnections', (t) =>
         throw new ForbiddenError('revokeUserConnections needs the service role');
       }
       const id = String(userId);
-      if (id.length === 0 || id.length > 200) {
-        throw new InvalidInputError('userId', 'must be 1 to 200 characters');
-      }
+      assertUserId(id);
       return revokeUserConnections(id);
     },
   }),
