@@ -1,6 +1,4 @@
-import fs from 'node:fs';
-import path from 'node:path';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import { CursorExpiredError, InvalidCursorError } from '../../tasks/errors.js';
 import { decodeTaskCursor, encodeTaskCursor, notAPageCursor } from '../../tasks/page-cursor.js';
 import type {
@@ -12,6 +10,7 @@ import type {
   TaskRepository,
 } from '../../tasks/ports.js';
 import { isFinal, type Task, type TaskEvent, TaskStatus } from '../../tasks/task.js';
+import { openStoreDatabase } from './sqlite-file.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS tasks (
@@ -124,15 +123,7 @@ export class SqliteRepository implements TaskRepository {
   readonly #statements;
 
   constructor({ dataDir, eventRetention, publish, observe }: SqliteRepositoryOptions) {
-    let file = ':memory:';
-    if (dataDir !== ':memory:') {
-      fs.mkdirSync(dataDir, { recursive: true });
-      file = path.join(dataDir, 'tasks.sqlite');
-    }
-    this.#db = new Database(file);
-    this.#db.pragma('journal_mode = WAL');
-    this.#db.pragma('synchronous = NORMAL');
-    this.#db.pragma('busy_timeout = 5000');
+    this.#db = openStoreDatabase(dataDir);
     this.#db.exec(SCHEMA);
     migrate(this.#db);
     // The newest event of a log is never trimmed: the next number is taken from it.

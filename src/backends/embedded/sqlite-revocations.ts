@@ -1,7 +1,6 @@
-import fs from 'node:fs';
-import path from 'node:path';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import type { RevocationStore } from '../../tasks/ports.js';
+import { openStoreDatabase } from './sqlite-file.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS revocations (
@@ -25,14 +24,7 @@ export class SqliteRevocations implements RevocationStore {
   readonly #statements;
 
   constructor({ dataDir }: SqliteRevocationsOptions) {
-    let file = ':memory:';
-    if (dataDir !== ':memory:') {
-      fs.mkdirSync(dataDir, { recursive: true });
-      file = path.join(dataDir, 'tasks.sqlite');
-    }
-    this.#db = new Database(file);
-    this.#db.pragma('journal_mode = WAL');
-    this.#db.pragma('busy_timeout = 5000');
+    this.#db = openStoreDatabase(dataDir);
     this.#db.exec(SCHEMA);
     this.#statements = {
       revoke: this.#db.prepare<[string, number], { revoked_before: number }>(
