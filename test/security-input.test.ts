@@ -10,9 +10,10 @@ import { newTask, type Task, TaskStatus } from '../src/tasks/task.js';
 import { userIdProblem } from '../src/tasks/user-id.js';
 import {
   createInProcessApp,
+  freshUser,
   IN_PROCESS_URL,
   type InProcessApp,
-  type InProcessResponse,
+  onlyError,
 } from './utils/in-process-app.js';
 import { TEST_BACKEND } from './utils/redis.js';
 
@@ -42,17 +43,6 @@ const TASK_UPDATED = `subscription($id: ID!) { taskUpdated(id: $id) { ${TASK_FIE
 const TASK_COMPLETED = `subscription($userId: ID!, $after: String) {
   taskCompleted(userId: $userId, after: $after) { cursor replayed task { id status } }
 }`;
-
-/** A user id no other test uses. */
-function freshUser(label: string): string {
-  return `${label}-${randomUUID()}`;
-}
-
-function onlyError<T>(response: { errors?: InProcessResponse<T>['errors'] }): Required<ErrorData> {
-  expect(response.errors, JSON.stringify(response.errors)).toHaveLength(1);
-  const [error] = response.errors ?? [];
-  return { message: error?.message ?? '', extensions: error?.extensions ?? {} };
-}
 
 let service: InProcessApp;
 let serviceToken: string;

@@ -1,7 +1,6 @@
-import { randomUUID } from 'node:crypto';
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createInProcessApp, type InProcessApp, type InProcessResponse } from './utils/in-process-app.js';
+import { createInProcessApp, freshUser, type InProcessApp, onlyError } from './utils/in-process-app.js';
 
 interface TaskData {
   id: string;
@@ -45,21 +44,6 @@ const EXTERNAL_MUTATIONS = [
   { name: 'completeTask', query: COMPLETE, args: { result: { ok: true } } },
   { name: 'failTask', query: FAIL, args: { message: 'broke', code: 'BROKEN' } },
 ] as const;
-
-/** A user id no other test uses, so tests sharing one app never see each other's tasks. */
-function freshUser(label: string): string {
-  return `${label}-${randomUUID()}`;
-}
-
-/** The only error of a response: fails the test unless there is exactly one. */
-function onlyError<T>(response: InProcessResponse<T>): {
-  message: string;
-  extensions: Record<string, unknown>;
-} {
-  expect(response.errors, JSON.stringify(response.errors)).toHaveLength(1);
-  const [error] = response.errors ?? [];
-  return { message: error?.message ?? '', extensions: error?.extensions ?? {} };
-}
 
 let service: InProcessApp;
 let serviceToken: string;

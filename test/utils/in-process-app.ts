@@ -1,3 +1,5 @@
+import { randomUUID } from 'node:crypto';
+import { expect } from 'vitest';
 import { makeTempDir } from '../../scripts/lib/local.js';
 import { type App, buildApp, createApp, GRAPHQL_PATH } from '../../src/app.js';
 import { mintToken } from '../../src/auth/tokens.js';
@@ -13,6 +15,21 @@ export interface InProcessResponse<T> {
   readonly headers: Headers;
   readonly data?: T | null;
   readonly errors?: { message: string; extensions?: Record<string, unknown>; path?: unknown[] }[];
+}
+
+/** A user id no other test uses. */
+export function freshUser(label: string): string {
+  return `${label}-${randomUUID()}`;
+}
+
+/** The only error of a response: fails the test unless there is exactly one. */
+export function onlyError(response: { readonly errors?: InProcessResponse<unknown>['errors'] }): {
+  message: string;
+  extensions: Record<string, unknown>;
+} {
+  expect(response.errors, JSON.stringify(response.errors)).toHaveLength(1);
+  const [error] = response.errors ?? [];
+  return { message: error?.message ?? '', extensions: error?.extensions ?? {} };
 }
 
 /**
