@@ -1,5 +1,5 @@
 import type Database from 'better-sqlite3';
-import { CursorExpiredError, InvalidCursorError } from '../../tasks/errors.js';
+import { CursorExpiredError } from '../../tasks/errors.js';
 import { decodeTaskCursor, encodeTaskCursor, notAPageCursor } from '../../tasks/page-cursor.js';
 import type {
   ReadEventsOptions,
@@ -10,35 +10,9 @@ import type {
   TaskRepository,
 } from '../../tasks/ports.js';
 import { isFinal, type Task, type TaskEvent, TaskStatus } from '../../tasks/task.js';
+import { encodeEventCursor, parseEventCursor } from './event-cursor.js';
 import { openStoreDatabase } from './sqlite-file.js';
-
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS tasks (
-  seq INTEGER PRIMARY KEY AUTOINCREMENT,
-  id TEXT NOT NULL UNIQUE,
-  user_id TEXT NOT NULL,
-  status TEXT NOT NULL,
-  external INTEGER NOT NULL,
-  run_at INTEGER NOT NULL,
-  idempotency_key TEXT,
-  data TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS tasks_by_user ON tasks (user_id, seq);
-CREATE UNIQUE INDEX IF NOT EXISTS tasks_by_idempotency_key ON tasks (user_id, idempotency_key)
-  WHERE idempotency_key IS NOT NULL;
-CREATE INDEX IF NOT EXISTS tasks_due ON tasks (status, external, run_at);
-CREATE TABLE IF NOT EXISTS events (
-  seq INTEGER PRIMARY KEY AUTOINCREMENT,
-  user_id TEXT NOT NULL,
-  final INTEGER NOT NULL,
-  data TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS events_by_user ON events (user_id, seq);
-CREATE TABLE IF NOT EXISTS trimmed_logs (
-  user_id TEXT PRIMARY KEY,
-  trimmed_through INTEGER NOT NULL
-);
-`;
+import { prepareTaskStore } from './sqlite-schema.js';
 
 interface TaskRow {
   seq: number;
@@ -49,55 +23,6 @@ interface EventRow {
   user_seq: number;
   data: string;
   appended_at: number | null;
-}
-
-/**
- * Numbers every stored event within its user's log (`user_seq`, from 1) in a database an earlier
- * version created, where events had only the global `seq`. A user whose log was trimmed before
- * gets numbers from 2 and `user_trimmed_through` 1: a stand-in for the history already gone, so
- * that no cursor of the new form can reach before it.
- */
-const NUMBER_EVENTS_PER_USER = `
-ALTER TABLE events ADD COLUMN user_seq INTEGER;
-ALTER TABLE trimmed_logs ADD COLUMN user_trimmed_through INTEGER NOT NULL DEFAULT 0;
-UPDATE trimmed_logs SET user_trimmed_through = 1;
-UPDATE events SET user_seq = numbered.n + (events.user_id IN (SELECT user_id FROM trimmed_logs))
-  FROM (SELECT seq, row_number() OVER (PARTITION BY user_id ORDER BY seq) AS n FROM events) AS numbered
-  WHERE numbered.seq = events.seq;
-`;
-
-/** Adds the columns later versions introduced to a database an earlier version created. */
-function migrate(db: Database.Database): void {
-  const columns = db.prepare<[], { name: string }>('PRAGMA table_info(events)').all();
-  if (!columns.some((column) => column.name === 'appended_at')) {
-    db.exec('ALTER TABLE events ADD COLUMN appended_at INTEGER');
-  }
-  if (!columns.some((column) => column.name === 'user_seq')) {
-    db.transaction(() => db.exec(NUMBER_EVENTS_PER_USER))();
-  }
-  db.exec('CREATE INDEX IF NOT EXISTS events_by_user_seq ON events (user_id, user_seq)');
-}
-
-/**
- * An event cursor: `user`, the event's number in its user's log, as issued now (opaque, base64url
- * of `e:<n>`); or `legacy`, the global sequence number earlier versions issued (bare digits), still
- * accepted so that clients resume across the upgrade. Numbering per user means a cursor tells its
- * holder nothing of other users' activity.
- */
-type EventCursor = { readonly form: 'user' | 'legacy'; readonly seq: number };
-
-function encodeEventCursor(userSeq: number): string {
-  return Buffer.from(`e:${userSeq}`).toString('base64url');
-}
-
-function parseEventCursor(cursor: string): EventCursor {
-  if (/^\d{1,15}$/.test(cursor)) return { form: 'legacy', seq: Number(cursor) };
-  const match = /^e:(\d{1,15})$/.exec(Buffer.from(cursor, 'base64url').toString());
-  // Decoding is lenient; only the one spelling this log issues is a cursor.
-  if (!match || encodeEventCursor(Number(match[1])) !== cursor) {
-    throw new InvalidCursorError(`not an event cursor: ${JSON.stringify(cursor)}`);
-  }
-  return { form: 'user', seq: Number(match[1]) };
 }
 
 export interface SqliteRepositoryOptions {
@@ -124,8 +49,7 @@ export class SqliteRepository implements TaskRepository {
 
   constructor({ dataDir, eventRetention, publish, observe }: SqliteRepositoryOptions) {
     this.#db = openStoreDatabase(dataDir);
-    this.#db.exec(SCHEMA);
-    migrate(this.#db);
+    prepareTaskStore(this.#db);
     // The newest event of a log is never trimmed: the next number is taken from it.
     this.#retention = Math.max(1, eventRetention);
     this.#publishEvent = publish;
