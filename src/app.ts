@@ -1,5 +1,4 @@
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { createDevTokenHandler } from './auth/dev-token.js';
 import { RevocationList, revocationCheckingVerifier } from './auth/revocation-list.js';
 import { createTokenVerifier, mintToken } from './auth/tokens.js';
@@ -10,6 +9,7 @@ import { RevocableSubscriptions } from './graphql/plugins/subscription-revocatio
 import { createGraphQLEndpoint, GRAPHQL_PATH } from './graphql/yoga.js';
 import { createDemoPageHandler } from './http/demo-page.js';
 import type { DevTokens } from './http/graphiql.js';
+import { closeNow, listen } from './http/listen.js';
 import { createOpsRoutes, listenOps, METRICS_PATH, type OpsServer } from './http/ops-routes.js';
 import { createRouter } from './http/router.js';
 import { createLogger, type Logger } from './logger.js';
@@ -190,21 +190,13 @@ export function buildApp(deps: AppDeps): App {
       }
       await backend.startWorkers(config.workerConcurrency);
       await revoker.start();
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(config.port, config.host, () => {
-          server.off('error', reject);
-          resolve();
-        });
-      });
+      const { port, origin } = await listen(server, config.port, config.host);
       started = true;
       if (config.metricsPort !== undefined) {
         metricsServer = await listenOps(opsRoutes(config.metrics), config.metricsPort, config.metricsHost);
       }
-      const { port } = server.address() as AddressInfo;
-      const host = config.host.includes(':') ? `[${config.host}]` : config.host;
       const metricsUrl = metricsServer ? `${metricsServer.url}${METRICS_PATH}` : null;
-      return { url: `http://${host}:${port}${GRAPHQL_PATH}`, port, devTokens, metricsUrl };
+      return { url: `${origin}${GRAPHQL_PATH}`, port, devTokens, metricsUrl };
     },
     async stop({ graceMs = 0 } = {}) {
       draining = true;
@@ -213,11 +205,7 @@ export function buildApp(deps: AppDeps): App {
       await websocket.dispose();
       server.closeIdleConnections();
       await backend.stopWorkers(graceMs);
-      if (started) {
-        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-        server.closeAllConnections();
-        await closed;
-      }
+      if (started) await closeNow(server);
       await metricsServer?.close();
       await backend.close();
     },

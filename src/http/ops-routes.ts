@@ -1,9 +1,9 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { ProbeResult } from '../tasks/ports.js';
 import { createHealthHandler } from './health.js';
+import { closeNow, listen } from './listen.js';
 
 export const METRICS_PATH = '/metrics';
 
@@ -62,20 +62,6 @@ export async function listenOps(routes: OpsRoutes, port: number, host: string): 
   const server = createServer((req, res) => {
     if (!routes(req, res)) res.writeHead(404).end();
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const bound = (server.address() as AddressInfo).port;
-  return {
-    url: `http://${host.includes(':') ? `[${host}]` : host}:${bound}`,
-    close() {
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeAllConnections();
-      return closed;
-    },
-  };
+  const { origin } = await listen(server, port, host);
+  return { url: origin, close: () => closeNow(server) };
 }
