@@ -27,10 +27,10 @@ interface ConnectionState {
   /** Closes a connection without a token that authenticates no operation in time. */
   graceTimer: NodeJS.Timeout | undefined;
   /**
-   * The users this connection is registered for (and counted against their
-   * `MAX_CONNECTIONS_PER_USER`): its token's, and the user of each token its operations carried.
+   * The users of the tokens its operations carried, for which it is registered (and counted
+   * against their `MAX_CONNECTIONS_PER_USER`) besides its own token's user; made on the first.
    */
-  readonly users: Set<string>;
+  operationUsers: Set<string> | undefined;
   /** Ids of the subscriptions this connection started (some may have ended since). */
   readonly subscriptionIds: Set<string>;
 }
@@ -136,7 +136,10 @@ export function createGraphQLWsHooks({
         extensions: { code: ErrorCode.LimitExceeded, limit: 'connectionsPerUser', max },
       });
     }
-    state.users.add(userId);
+    if (userId !== state.viewer?.userId) {
+      state.operationUsers ??= new Set();
+      state.operationUsers.add(userId);
+    }
     clearTimeout(state.graceTimer);
     state.graceTimer = undefined;
     return null;
@@ -169,7 +172,7 @@ export function createGraphQLWsHooks({
         viewer: null,
         expiryTimer: undefined,
         graceTimer: undefined,
-        users: new Set(),
+        operationUsers: undefined,
         subscriptionIds: new Set(),
       };
       try {
@@ -204,8 +207,7 @@ export function createGraphQLWsHooks({
         );
         return false;
       }
-      if (state.viewer) state.users.add(state.viewer.userId);
-      else {
+      if (!state.viewer) {
         const graceMs = config.anonymousSocketGraceMs;
         state.graceTimer = setTimeout(
           () => closeForToken(socket, `no token: authenticate within ${graceMs} ms of connecting`),
@@ -233,7 +235,8 @@ export function createGraphQLWsHooks({
       const state = connections.get(ctx.extra.socket);
       clearTimeout(state?.expiryTimer);
       clearTimeout(state?.graceTimer);
-      for (const userId of state?.users ?? []) registry.remove(userId, ctx.extra.socket);
+      if (state?.viewer) registry.remove(state.viewer.userId, ctx.extra.socket);
+      for (const userId of state?.operationUsers ?? []) registry.remove(userId, ctx.extra.socket);
       logger.debug('websocket closed', {
         requestId: state?.requestId ?? null,
         userId: state?.viewer?.userId ?? null,
