@@ -4,7 +4,8 @@ import http from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
-import { ConfigError, loadConfig } from '../src/config.js';
+import { loadConfig } from '../src/config.js';
+import { configErrorOf } from './utils/config-error.js';
 import {
   type GraphQLResponse,
   makeTempDir,
@@ -544,16 +545,6 @@ describe('bad task input', () => {
 });
 
 describe('invalid environment', () => {
-  function configErrorOf(env: Record<string, string>): ConfigError {
-    try {
-      loadConfig(env);
-    } catch (error) {
-      if (error instanceof ConfigError) return error;
-      throw error;
-    }
-    throw new Error(`loadConfig accepted ${JSON.stringify(env)}`);
-  }
-
   const SECRET = { AUTH_JWT_SECRET: 'x'.repeat(32) };
 
   it('should accept an empty environment outside production (control)', () => {

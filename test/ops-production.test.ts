@@ -4,7 +4,8 @@
  * validation of every operations variable. Runs against both backends.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../src/config.js';
+import { loadConfig } from '../src/config.js';
+import { configErrorOf } from './utils/config-error.js';
 import { extensionsOf, messageErrors } from './utils/ops.js';
 import { startTestServer, type TestServer } from './utils/tserver.js';
 import { openRawSocket } from './utils/ws-clients.js';
@@ -124,16 +125,6 @@ describe('development defaults', () => {
 });
 
 describe('operations variables', () => {
-  function configErrorOf(env: Record<string, string>): ConfigError {
-    try {
-      loadConfig(env);
-    } catch (error) {
-      if (error instanceof ConfigError) return error;
-      throw error;
-    }
-    throw new Error(`loadConfig accepted ${JSON.stringify(env)}`);
-  }
-
   it('documents its defaults', () => {
     const config = loadConfig({});
     expect(config).toMatchObject({

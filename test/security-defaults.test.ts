@@ -9,7 +9,8 @@ import { decodeJwt, type JWTPayload, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type App, buildApp } from '../src/app.js';
 import { createTokenVerifier, mintToken } from '../src/auth/tokens.js';
-import { ConfigError, loadConfig } from '../src/config.js';
+import { loadConfig } from '../src/config.js';
+import { configErrorOf } from './utils/config-error.js';
 import { createInProcessApp, IN_PROCESS_URL, type InProcessApp } from './utils/in-process-app.js';
 import { extensionsOf, messageErrors, scrape } from './utils/ops.js';
 import { makeTempDir, startTestServer, TEST_SECRET, type TestServer } from './utils/tserver.js';
@@ -30,16 +31,6 @@ function signed(claims: JWTPayload, secret = TEST_SECRET): Promise<string> {
 }
 
 const codeOf = (error: unknown) => extensionsOf(error)['code'];
-
-function configErrorOf(env: Record<string, string>): ConfigError {
-  try {
-    loadConfig(env);
-  } catch (error) {
-    if (error instanceof ConfigError) return error;
-    throw error;
-  }
-  throw new Error(`loadConfig accepted ${JSON.stringify(env)}`);
-}
 
 describe('token claims: exp is required', () => {
   let app: InProcessApp;
