@@ -22,6 +22,9 @@ export function nowMs(): number {
   return performance.timeOrigin + performance.now();
 }
 
+/** The clock V8 stamps CPU profiles with (CLOCK_MONOTONIC), in µs. */
+export const monotonicUs = () => Number(process.hrtime.bigint() / 1000n);
+
 /** CPU time (user + system) of a process so far, in ms; `null` once it is gone. */
 export function processCpuMs(pid: number): number | null {
   try {
