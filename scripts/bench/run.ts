@@ -19,6 +19,7 @@ import { freePort, inheritedEnv } from '../lib/local.js';
 import { type CompiledServers, compileServers } from './compile-servers.js';
 import { CONFIRM_POLL_MS, openConnections } from './connection-phase.js';
 import { GcCounter } from './gc-counter.js';
+import { renderLatencySvg } from './latency-svg.js';
 import { log } from './log.js';
 import { type BenchOptions, parseOptions, type SystemName, USAGE } from './options.js';
 import { summarizeProfile } from './profile-summary.js';
@@ -27,7 +28,6 @@ import { deletePrefix, redisVersion } from './redis-admin.js';
 import {
   type BenchReport,
   computeRatios,
-  renderLatencySvg,
   renderMarkdown,
   type ScopedProfile,
   type SystemReport,
