@@ -90,9 +90,11 @@ function embeddedParts({ eventRetention = 1_000 } = {}) {
 
   /** Starts and finishes one task of the user; returns its final event. */
   async function complete(value: string): Promise<TaskEvent> {
-    const { task } = await tasks.create(
+    const [created] = await tasks.createMany([
       newTask({ userId: USER, kind: 'echo', input: { value }, external: false }),
-    );
+    ]);
+    if (!created) throw new Error('the task was not created');
+    const { task } = created;
     await tasks.transition(task.id, transitions.claim(Date.now()));
     const done = await tasks.transition(task.id, transitions.succeed(1, { value }, Date.now()));
     if (!done) throw new Error('the task did not finish');

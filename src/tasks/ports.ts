@@ -1,5 +1,12 @@
 import type { Task, TaskEvent, TaskStatus } from './task.js';
 
+/** What {@link TaskRepository.createMany} did with one task. */
+export interface CreateOutcome {
+  /** The task stored: the one given, or the one its idempotency key already held. */
+  readonly task: Task;
+  readonly created: boolean;
+}
+
 /** What a transition does to a task: the next state, or `null` to leave it as it is. */
 export type TaskChange = (current: Task) => Task | null;
 
@@ -32,10 +39,12 @@ export interface ReadEventsOptions {
  */
 export interface TaskRepository {
   /**
-   * Stores a new QUEUED task and its first event. With an idempotency key already used by the same
-   * user, nothing is stored and the existing task is returned with `created: false`.
+   * Stores new QUEUED tasks and their first events, in one batch (one transaction, or one
+   * pipelined round of scripts). For a task whose idempotency key the same user has used already
+   * (by an earlier call, or by an earlier task of this batch), nothing is stored and the existing
+   * task is returned with `created: false`. The answers are in the order of `tasks`.
    */
-  create(task: Task): Promise<{ task: Task; created: boolean }>;
+  createMany(tasks: readonly Task[]): Promise<CreateOutcome[]>;
   /** The task `userId` started with idempotency key `key`, or `null` when the key is unused. */
   findByIdempotencyKey(userId: string, key: string): Promise<Task | null>;
   get(id: string): Promise<Task | null>;
@@ -72,8 +81,8 @@ export interface LiveBus {
 
 /** Where queued tasks wait for a worker. */
 export interface TaskQueue {
-  /** Tells the workers that `task` is queued (new, or back for a retry at `task.runAt`). */
-  enqueue(task: Task): Promise<void>;
+  /** Tells the workers that `tasks` are queued (new, or back for a retry at `task.runAt`), in one batch. */
+  enqueue(tasks: readonly Task[]): Promise<void>;
   /** Tells whoever runs `taskId` to abort it. */
   cancel(taskId: string): Promise<void>;
   /** Tasks waiting for a worker (due now or later), for the queue-depth metric. */

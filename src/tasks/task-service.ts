@@ -6,21 +6,22 @@ import {
   InvalidCursorError,
   InvalidInputError,
   NotFoundError,
-  RateLimitedError,
   UnauthenticatedError,
 } from './errors.js';
 import type { KindRegistry } from './kind-registry.js';
-import type { Backend, RateLimiter, TaskPage } from './ports.js';
-import { isFinal, type Json, newTask, type Task, type TaskStatus } from './task.js';
+import type { Backend, TaskPage } from './ports.js';
+import { isFinal, type Json, type Task, type TaskStatus } from './task.js';
+import {
+  MAX_START_BATCH,
+  type StartLimit,
+  type StartOutcome,
+  type StartTaskArgs,
+  TaskStarter,
+} from './task-starter.js';
 import * as transitions from './transitions.js';
 import { assertUserId } from './user-id.js';
 
-export interface StartTaskArgs {
-  readonly kind: string;
-  readonly input?: Json | undefined;
-  readonly userId?: string | undefined;
-  readonly idempotencyKey?: string | undefined;
-}
+export { MAX_START_BATCH, type StartOutcome, type StartTaskArgs };
 
 export interface ListTasksArgs {
   readonly userId?: string | undefined;
@@ -30,23 +31,13 @@ export interface ListTasksArgs {
 }
 
 export interface TaskServiceOptions {
-  /**
-   * Rate of `startTask` per user: a token bucket per caller (service callers are not limited).
-   * Unset: unlimited.
-   */
-  readonly startLimit?: {
-    readonly limiter: RateLimiter;
-    /** For the error message. */
-    readonly perMinute: number;
-    /** Told of each call refused. */
-    readonly onLimited?: () => void;
-  };
+  /** Rate of `startTask` per user (each input of `startMany` counts). Unset: unlimited. */
+  readonly startLimit?: StartLimit;
 }
 
 export const DEFAULT_PAGE_SIZE = 20;
 export const MAX_PAGE_SIZE = 100;
 const MAX_ID_LENGTH = 200;
-const MAX_INPUT_BYTES = 1_048_576;
 
 /** Throws {@link UnauthenticatedError} unless there is a verified caller. */
 export function requireViewer(viewer: Viewer | null): Viewer {
@@ -93,100 +84,32 @@ function assertId(field: string, value: string): void {
  */
 export class TaskService {
   readonly #backend: Backend;
-  readonly #logger: Logger;
-  readonly #startLimit: TaskServiceOptions['startLimit'];
+  readonly #starter: TaskStarter;
   readonly kinds: KindRegistry;
 
   constructor(backend: Backend, kinds: KindRegistry, logger: Logger, options: TaskServiceOptions = {}) {
     this.#backend = backend;
     this.kinds = kinds;
-    this.#logger = logger;
-    this.#startLimit = options.startLimit;
+    this.#starter = new TaskStarter(backend, kinds, logger, options.startLimit);
   }
 
   /**
    * Starts a task, or returns the one an earlier call with the same user and `idempotencyKey`
-   * started. Checks everything first (user id, who may start for whom, kind, key, input size,
-   * the kind's input schema): a refused call takes no rate-limit token. Then a token is taken
-   * and the task created, one round trip each as before. An idempotent repeat costs nothing:
-   * when the store reports the key taken (`created: false`) the token is given back, and when
-   * the bucket is empty the key is looked up before answering RATE_LIMITED, so a retry always
-   * gets its task. A failed create gives its token back too.
+   * started (the rules are {@link TaskStarter}'s); throws the domain error that refuses it.
    */
   async start(viewer: Viewer, args: StartTaskArgs): Promise<Task> {
-    const userId = args.userId ?? viewer.userId;
-    assertUserId(userId);
-    if (userId !== viewer.userId && !viewer.isService) {
-      throw new ForbiddenError('only a service caller may start a task on behalf of another user');
-    }
-    const kind = this.kinds.get(args.kind);
-    if (!kind) {
-      throw new InvalidInputError('kind', `unknown task kind ${JSON.stringify(args.kind)}`, {
-        knownKinds: this.kinds.list().map((k) => k.name),
-      });
-    }
-    const key = args.idempotencyKey;
-    if (key !== undefined && (key.length === 0 || key.length > MAX_ID_LENGTH)) {
-      throw new InvalidInputError('idempotencyKey', `must be 1 to ${MAX_ID_LENGTH} characters`);
-    }
-    const rawInput = args.input ?? {};
-    if (Buffer.byteLength(JSON.stringify(rawInput)) > MAX_INPUT_BYTES) {
-      throw new InvalidInputError('input', `larger than ${MAX_INPUT_BYTES} bytes`);
-    }
-    const parsed = this.kinds.parseInput(kind, rawInput);
-    if (!parsed.ok) {
-      const [first] = parsed.problems;
-      throw new InvalidInputError(first?.path ?? 'input', first?.message ?? 'invalid', {
-        problems: parsed.problems,
-      });
-    }
-    const task = newTask({
-      userId,
-      kind: kind.name,
-      input: parsed.value,
-      external: kind.external,
-      idempotencyKey: key ?? null,
-    });
-
-    const limit = viewer.isService ? undefined : this.#startLimit;
-    if (limit) {
-      const decision = await limit.limiter.take(viewer.userId);
-      if (!decision.allowed) {
-        const earlier =
-          key === undefined ? null : await this.#backend.tasks.findByIdempotencyKey(userId, key);
-        if (earlier) return sameTaskOrConflict(earlier, task);
-        limit.onLimited?.();
-        throw new RateLimitedError(
-          `startTask: at most ${limit.perMinute} per minute per user; retry in ${Math.ceil(decision.retryAfterMs / 1000)} s`,
-          decision.retryAfterMs,
-          'startTask',
-        );
-      }
-    }
-    let outcome: { task: Task; created: boolean };
-    try {
-      outcome = await this.#backend.tasks.create(task);
-    } catch (error) {
-      if (limit) await this.#giveBack(limit.limiter, viewer.userId);
-      throw error;
-    }
-    const { task: stored, created } = outcome;
-    if (!created) {
-      if (limit) await this.#giveBack(limit.limiter, viewer.userId);
-      return sameTaskOrConflict(stored, task);
-    }
-    this.#logger.debug('task started', { taskId: stored.id, userId, kind: kind.name, by: viewer.userId });
-    if (!kind.external) await this.#backend.queue.enqueue(stored);
-    return stored;
+    const [outcome] = await this.#starter.startMany(viewer, [args]);
+    if (!outcome) throw new Error('startMany answered no outcome for one input');
+    if (!outcome.ok) throw outcome.error;
+    return outcome.task;
   }
 
-  /** A token that bought nothing goes back; failing that only costs the caller one token. */
-  async #giveBack(limiter: RateLimiter, key: string): Promise<void> {
-    try {
-      await limiter.giveBack(key);
-    } catch (error) {
-      this.#logger.warn('rate-limit token not given back', { err: error });
-    }
+  /**
+   * Starts up to {@link MAX_START_BATCH} tasks in one batch: one outcome per input, in order, each
+   * its task or the domain error that refused it (see {@link TaskStarter.startMany}).
+   */
+  startMany(viewer: Viewer, inputs: readonly StartTaskArgs[]): Promise<StartOutcome[]> {
+    return this.#starter.startMany(viewer, inputs);
   }
 
   /** The task, or `null` when there is none or it is another user's (see {@link visibleTo}). */
@@ -294,15 +217,4 @@ export class TaskService {
       status: task.status,
     });
   }
-}
-
-/** The task an idempotency key already holds, unless this call asked for another kind or input. */
-function sameTaskOrConflict(stored: Task, asked: Task): Task {
-  if (stored.kind !== asked.kind || JSON.stringify(stored.input) !== JSON.stringify(asked.input)) {
-    throw new ConflictError(
-      `idempotencyKey ${JSON.stringify(asked.idempotencyKey)} was already used for task ${stored.id} with another kind or input`,
-      { taskId: stored.id },
-    );
-  }
-  return stored;
 }

@@ -38,14 +38,17 @@ describe('scripts re-sent after a lost reply', () => {
 
   it('should report a task created by the first run of a re-sent create as created, and find it by id', async () => {
     const task = resentTask('resent-key');
-    const { created, task: stored } = await repository.create(task);
+    const [outcome] = await repository.createMany([task]);
+    const { created, task: stored } = outcome ?? { created: false, task: null };
     expect(created).toBe(true);
-    expect(stored.id).toBe(task.id);
+    expect(stored?.id).toBe(task.id);
     expect(await repository.get(task.id)).toMatchObject({ id: task.id, status: 'QUEUED' });
   });
 
   it('should return the event of a re-sent transition that the first run applied, and log it once', async () => {
-    const { task } = await repository.create(resentTask(null));
+    const [created] = await repository.createMany([resentTask(null)]);
+    if (!created) throw new Error('not created');
+    const { task } = created;
     const after = await repository.lastCursor(task.userId);
     const event = await repository.transition(task.id, transitions.claim(Date.now()));
     expect(event?.task).toMatchObject({ id: task.id, status: 'RUNNING', attempts: 1 });

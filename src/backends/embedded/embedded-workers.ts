@@ -2,24 +2,42 @@ import { MAX_TIMER_MS } from '../../lib/timers.js';
 import type { Logger } from '../../logger.js';
 import { recoverInterrupted } from '../../tasks/claims.js';
 import type { KindRegistry } from '../../tasks/kind-registry.js';
-import type { TaskQueue } from '../../tasks/ports.js';
+import type { TaskChange, TaskQueue } from '../../tasks/ports.js';
 import type { Task } from '../../tasks/task.js';
 import { type AbortCause, executeTask } from '../../tasks/task-executor.js';
 import * as transitions from '../../tasks/transitions.js';
 import type { SqliteRepository } from './sqlite-repository.js';
 
 /**
- * The embedded queue: the SQLite store is the queue. Workers claim due QUEUED tasks in one
- * transaction, run them in this process, and wake on `enqueue` or when the next retry is due.
+ * How often the store is searched for due tasks the runner does not hold (those queued before a
+ * restart, and a safety net): one query per interval, never one per task.
+ */
+const SWEEP_INTERVAL_MS = 5_000;
+/** Due task ids read from the store per search. */
+const SWEEP_BATCH = 1_000;
+
+/**
+ * The embedded queue: the SQLite store is the truth, and the runner keeps the ids of the tasks it
+ * was told are due. `enqueue` adds them (a retry at its `runAt`, by a timer), the pump claims as
+ * many as there are free slots by id in one commit and runs them in this process. The store is
+ * searched only at start, every {@link SWEEP_INTERVAL_MS}, and when the held ids ran out while a
+ * search had found more than it took — never on a task's path.
  */
 export class EmbeddedWorkers implements TaskQueue {
   readonly #repository: SqliteRepository;
   readonly #kinds: KindRegistry;
   readonly #logger: Logger;
   readonly #running = new Map<string, { abort: AbortController; done: Promise<unknown> }>();
+  /** Ids of tasks due now, in the order they became due (a Set: an id is held once). */
+  readonly #due = new Set<string>();
+  /** Timers of retries due later, by task id. */
+  readonly #later = new Map<string, NodeJS.Timeout>();
   #concurrency = 0;
-  #timer: NodeJS.Timeout | undefined;
+  #claiming = false;
   #pumpScheduled = false;
+  /** The last search filled a batch: more due tasks may wait in the store. */
+  #backlog = false;
+  #sweepTimer: NodeJS.Timeout | undefined;
   #stopped = false;
 
   constructor(repository: SqliteRepository, kinds: KindRegistry, logger: Logger) {
@@ -33,10 +51,16 @@ export class EmbeddedWorkers implements TaskQueue {
     this.#concurrency = concurrency;
     if (concurrency === 0) return;
     await this.#recoverInterrupted();
-    this.#pump();
+    this.#sweep();
   }
 
-  async enqueue(_task: Task): Promise<void> {
+  async enqueue(tasks: readonly Task[]): Promise<void> {
+    if (this.#concurrency === 0) return;
+    const now = Date.now();
+    for (const task of tasks) {
+      if (task.runAt <= now) this.#due.add(task.id);
+      else this.#dueLater(task.id, task.runAt);
+    }
     this.#schedulePump();
   }
 
@@ -54,7 +78,9 @@ export class EmbeddedWorkers implements TaskQueue {
    */
   async close(graceMs = 0): Promise<void> {
     this.#stopped = true;
-    clearTimeout(this.#timer);
+    clearTimeout(this.#sweepTimer);
+    for (const timer of this.#later.values()) clearTimeout(timer);
+    this.#later.clear();
     if (graceMs > 0 && this.#running.size > 0) {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([
@@ -78,6 +104,42 @@ export class EmbeddedWorkers implements TaskQueue {
     }
   }
 
+  #dueLater(id: string, runAt: number): void {
+    clearTimeout(this.#later.get(id));
+    const wait = runAt - Date.now();
+    const timer = setTimeout(
+      () => {
+        this.#later.delete(id);
+        if (wait > MAX_TIMER_MS) this.#dueLater(id, runAt);
+        else {
+          this.#due.add(id);
+          this.#schedulePump();
+        }
+      },
+      Math.min(MAX_TIMER_MS, Math.max(0, wait)),
+    );
+    timer.unref();
+    this.#later.set(id, timer);
+  }
+
+  /** Reads due ids the runner does not hold from the store, then searches again after an interval. */
+  #sweep(): void {
+    clearTimeout(this.#sweepTimer);
+    if (this.#stopped) return;
+    this.#searchStore();
+    this.#pump();
+    const next = this.#repository.nextDueAt();
+    const wait = next === null ? SWEEP_INTERVAL_MS : Math.min(SWEEP_INTERVAL_MS, next - Date.now());
+    this.#sweepTimer = setTimeout(() => this.#sweep(), Math.max(0, wait));
+    this.#sweepTimer.unref();
+  }
+
+  #searchStore(): void {
+    const ids = this.#repository.dueTaskIds(Date.now(), SWEEP_BATCH);
+    for (const id of ids) if (!this.#running.has(id)) this.#due.add(id);
+    this.#backlog = ids.length === SWEEP_BATCH;
+  }
+
   #schedulePump(): void {
     if (this.#pumpScheduled || this.#concurrency === 0) return;
     this.#pumpScheduled = true;
@@ -87,24 +149,33 @@ export class EmbeddedWorkers implements TaskQueue {
     });
   }
 
+  /** Claims as many held ids as there are free slots, in one commit, and runs what it got. */
   #pump(): void {
-    if (this.#stopped) return;
+    if (this.#stopped || this.#claiming) return;
+    if (this.#due.size === 0 && this.#backlog) this.#searchStore();
     const free = this.#concurrency - this.#running.size;
-    if (free > 0) {
-      const claimed = this.#repository.claimDue(Date.now(), free, transitions.claim(Date.now()));
-      for (const task of claimed) this.#run(task);
+    if (free <= 0 || this.#due.size === 0) return;
+    const ids: string[] = [];
+    for (const id of this.#due) {
+      this.#due.delete(id);
+      if (!this.#running.has(id)) ids.push(id);
+      if (ids.length === free) break;
     }
-    this.#armTimer();
-  }
-
-  #armTimer(): void {
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
-    if (this.#running.size >= this.#concurrency) return;
-    const due = this.#repository.nextDueAt();
-    if (due === null) return;
-    this.#timer = setTimeout(() => this.#pump(), Math.min(MAX_TIMER_MS, Math.max(0, due - Date.now())));
-    this.#timer.unref();
+    if (ids.length === 0) return;
+    this.#claiming = true;
+    this.#repository.claim(ids, claimIfDue(Date.now())).then(
+      (claimed) => {
+        this.#claiming = false;
+        for (const task of claimed) this.#run(task);
+        this.#schedulePump();
+      },
+      (err: unknown) => {
+        // The ids stay held; the next sweep tries again, so a failing store is not hammered.
+        this.#claiming = false;
+        for (const id of ids) this.#due.add(id);
+        this.#logger.error('claiming tasks failed', { err });
+      },
+    );
   }
 
   #run(task: Task): void {
@@ -114,7 +185,12 @@ export class EmbeddedWorkers implements TaskQueue {
       kinds: this.#kinds,
       logger: this.#logger,
     })
-      .catch((err: unknown) => this.#logger.error('task run failed', { taskId: task.id, err }))
+      .then(
+        (outcome) => {
+          if (outcome.type === 'retry' && !this.#stopped) this.#dueLater(task.id, outcome.task.runAt);
+        },
+        (err: unknown) => this.#logger.error('task run failed', { taskId: task.id, err }),
+      )
       .finally(() => {
         this.#running.delete(task.id);
         this.#schedulePump();
@@ -122,3 +198,9 @@ export class EmbeddedWorkers implements TaskQueue {
     this.#running.set(task.id, { abort, done });
   }
 }
+
+/** Claims a QUEUED task that is due; one whose retry is not due yet stays as it is. */
+const claimIfDue =
+  (now: number): TaskChange =>
+  (task) =>
+    task.runAt <= now ? transitions.claim(now)(task) : null;

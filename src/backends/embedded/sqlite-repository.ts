@@ -2,6 +2,7 @@ import type Database from 'better-sqlite3';
 import { CursorExpiredError } from '../../tasks/errors.js';
 import { decodeTaskCursor, encodeTaskCursor, notAPageCursor } from '../../tasks/page-cursor.js';
 import type {
+  CreateOutcome,
   ReadEventsOptions,
   TaskChange,
   TaskEventObserver,
@@ -11,6 +12,7 @@ import type {
 } from '../../tasks/ports.js';
 import { isFinal, type Task, type TaskEvent, TaskStatus } from '../../tasks/task.js';
 import { encodeEventCursor, parseEventCursor } from './event-cursor.js';
+import { GroupCommit } from './group-commit.js';
 import { openStoreDatabase } from './sqlite-file.js';
 import { prepareTaskStore } from './sqlite-schema.js';
 
@@ -37,8 +39,9 @@ export interface SqliteRepositoryOptions {
 }
 
 /**
- * Tasks and per-user event logs in one SQLite file. Each transition is one transaction (update the
- * task, append the event, trim the user's log) and is published once it has committed.
+ * Tasks and per-user event logs in one SQLite file. Each write (a creation, a transition: update
+ * the task, append the event, trim the user's log) is atomic, committed with the other writes of
+ * the same event-loop turn ({@link GroupCommit}), and published once that commit is done.
  */
 export class SqliteRepository implements TaskRepository {
   readonly #db: Database.Database;
@@ -46,6 +49,7 @@ export class SqliteRepository implements TaskRepository {
   readonly #publishEvent: (event: TaskEvent) => void;
   readonly #observe: TaskEventObserver | undefined;
   readonly #statements;
+  readonly #commits: GroupCommit;
 
   constructor({ dataDir, eventRetention, publish, observe }: SqliteRepositoryOptions) {
     this.#db = openStoreDatabase(dataDir);
@@ -54,6 +58,7 @@ export class SqliteRepository implements TaskRepository {
     this.#retention = Math.max(1, eventRetention);
     this.#publishEvent = publish;
     this.#observe = observe;
+    this.#commits = new GroupCommit(this.#db);
     const db = this.#db;
     this.#statements = {
       insertTask: db.prepare<[string, string, string, number, number, string | null, string]>(
@@ -72,8 +77,8 @@ export class SqliteRepository implements TaskRepository {
       insertEvent: db.prepare<[string, number, number, string, number]>(
         'INSERT INTO events (user_id, user_seq, final, data, appended_at) VALUES (?, ?, ?, ?, ?)',
       ),
-      retentionEdge: db.prepare<[string, number], { seq: number; user_seq: number }>(
-        'SELECT seq, user_seq FROM events WHERE user_id = ? ORDER BY user_seq DESC LIMIT 1 OFFSET ?',
+      trimEdge: db.prepare<[string, number], { seq: number; user_seq: number }>(
+        'SELECT seq, user_seq FROM events WHERE user_id = ? AND user_seq <= ? ORDER BY user_seq DESC LIMIT 1',
       ),
       trimEvents: db.prepare<[string, number]>('DELETE FROM events WHERE user_id = ? AND user_seq <= ?'),
       // Both edges: the global one for legacy cursors, the user's own for cursors issued now.
@@ -120,27 +125,30 @@ export class SqliteRepository implements TaskRepository {
     };
   }
 
-  async create(task: Task): Promise<{ task: Task; created: boolean }> {
-    const pending: TaskEvent[] = [];
-    const result = this.#db.transaction(() => {
-      if (task.idempotencyKey !== null) {
-        const existing = this.#statements.taskByKey.get(task.userId, task.idempotencyKey);
-        if (existing) return { task: JSON.parse(existing.data) as Task, created: false };
-      }
-      this.#statements.insertTask.run(
-        task.id,
-        task.userId,
-        task.status,
-        task.external ? 1 : 0,
-        task.runAt,
-        task.idempotencyKey,
-        JSON.stringify(task),
-      );
-      pending.push(this.#append(task));
-      return { task, created: true };
-    })();
-    for (const event of pending) this.#publish(event, null);
-    return result;
+  async createMany(tasks: readonly Task[]): Promise<CreateOutcome[]> {
+    const { outcomes, appended } = await this.#commits.run(() => {
+      const appended: TaskEvent[] = [];
+      const outcomes = tasks.map((task) => {
+        if (task.idempotencyKey !== null) {
+          const existing = this.#statements.taskByKey.get(task.userId, task.idempotencyKey);
+          if (existing) return { task: JSON.parse(existing.data) as Task, created: false };
+        }
+        this.#statements.insertTask.run(
+          task.id,
+          task.userId,
+          task.status,
+          task.external ? 1 : 0,
+          task.runAt,
+          task.idempotencyKey,
+          JSON.stringify(task),
+        );
+        appended.push(this.#append(task));
+        return { task, created: true };
+      });
+      return { outcomes, appended };
+    });
+    for (const event of appended) this.#publish(event, null);
+    return outcomes;
   }
 
   async findByIdempotencyKey(userId: string, key: string): Promise<Task | null> {
@@ -179,7 +187,7 @@ export class SqliteRepository implements TaskRepository {
   }
 
   async transition(id: string, change: TaskChange): Promise<TaskEvent | null> {
-    const transitioned = this.#transitionNow(id, change);
+    const transitioned = await this.#commits.run(() => this.#transitionNow(id, change));
     if (!transitioned) return null;
     this.#publish(transitioned.event, transitioned.previous);
     return transitioned.event;
@@ -238,16 +246,22 @@ export class SqliteRepository implements TaskRepository {
     parseEventCursor(cursor);
   }
 
-  /** Moves up to `limit` due QUEUED tasks to RUNNING with `claim`, oldest due first. Embedded runner only. */
-  claimDue(now: number, limit: number, claim: TaskChange): Task[] {
-    const claimed = this.#db.transaction(() =>
-      this.#statements.dueTasks
-        .all(TaskStatus.Queued, now, limit)
-        .map((row) => this.#transitionNow(row.id, claim))
-        .filter((transitioned) => transitioned !== null),
-    )();
+  /**
+   * Applies `claim` to each of the tasks `ids` in one commit; returns the tasks it moved (to
+   * RUNNING), in order. Embedded runner only: it knows which tasks it queued, so no query looks
+   * for them.
+   */
+  async claim(ids: readonly string[], claim: TaskChange): Promise<Task[]> {
+    const claimed = await this.#commits.run(() =>
+      ids.map((id) => this.#transitionNow(id, claim)).filter((transitioned) => transitioned !== null),
+    );
     for (const { event, previous } of claimed) this.#publish(event, previous);
     return claimed.map(({ event }) => event.task);
+  }
+
+  /** Ids of up to `limit` QUEUED tasks due at `now`, oldest due first (our runner's tasks only). */
+  dueTaskIds(now: number, limit: number): string[] {
+    return this.#statements.dueTasks.all(TaskStatus.Queued, now, limit).map((row) => row.id);
   }
 
   /** QUEUED tasks our runner will run (due now or later). */
@@ -271,6 +285,7 @@ export class SqliteRepository implements TaskRepository {
   }
 
   close(): void {
+    this.#commits.flush();
     this.#db.close();
   }
 
@@ -308,10 +323,15 @@ export class SqliteRepository implements TaskRepository {
       JSON.stringify(task),
       appendedAt,
     );
-    const edge = this.#statements.retentionEdge.get(task.userId, this.#retention);
-    if (edge) {
-      this.#statements.trimEvents.run(task.userId, edge.user_seq);
-      this.#statements.markTrimmed.run(task.userId, edge.seq, edge.user_seq);
+    // Numbers of a log are consecutive, so the newest `retention` events start right above
+    // userSeq - retention: nothing to trim until the log is longer than that.
+    const keepFrom = userSeq - this.#retention;
+    if (keepFrom > 0) {
+      const edge = this.#statements.trimEdge.get(task.userId, keepFrom);
+      if (edge) {
+        this.#statements.trimEvents.run(task.userId, edge.user_seq);
+        this.#statements.markTrimmed.run(task.userId, edge.seq, edge.user_seq);
+      }
     }
     return { cursor: encodeEventCursor(userSeq), task, appendedAt };
   }

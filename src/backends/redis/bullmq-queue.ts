@@ -1,4 +1,5 @@
 import { type Job, Queue, Worker } from 'bullmq';
+import { Cluster } from 'ioredis';
 import type { Logger } from '../../logger.js';
 import { claimForRun } from '../../tasks/claims.js';
 import type { KindRegistry } from '../../tasks/kind-registry.js';
@@ -10,6 +11,23 @@ import type { RedisClient } from './redis-connection.js';
 import type { GuardedRedisPubSub } from './redis-pubsub.js';
 
 const QUEUE_NAME = 'tasks';
+
+/**
+ * Every job's options. The task in the store keeps the history, so a job leaves nothing behind
+ * once done (`removeOnComplete`); failed ones are kept for inspection, 1,000 at most.
+ */
+const JOB_OPTIONS = {
+  removeOnComplete: true,
+  removeOnFail: 1_000,
+  attempts: 5,
+  backoff: { type: 'exponential', delay: 500 },
+} as const;
+
+/**
+ * BullMQ appends each job's lifecycle to an events stream for `QueueEvents` listeners; nothing
+ * here listens, so the stream is kept short (BullMQ's default is 10,000 entries).
+ */
+const EVENTS_STREAM_LENGTH = 100;
 
 interface RunJob {
   readonly taskId: string;
@@ -50,24 +68,27 @@ export class BullmqQueue implements TaskQueue {
     this.#queue = new Queue<RunJob>(QUEUE_NAME, {
       connection: this.#connection(),
       prefix: options.keys.queuePrefix(),
+      streams: { events: { maxLen: EVENTS_STREAM_LENGTH } },
     });
     this.#queue.on('error', (err) => options.logger.error('queue error', { err }));
   }
 
-  async enqueue(task: Task): Promise<void> {
-    await this.#queue.add(
-      'run',
-      { taskId: task.id },
-      {
+  /** One job per task; a batch goes in one `addBulk` (one round trip). */
+  async enqueue(tasks: readonly Task[]): Promise<void> {
+    const now = Date.now();
+    const jobs = tasks.map((task) => ({
+      name: 'run',
+      data: { taskId: task.id },
+      opts: {
         // One job per queued period: the version changes with every transition.
         jobId: `${task.id}-v${task.version}`,
-        delay: Math.max(0, task.runAt - Date.now()),
-        removeOnComplete: true,
-        removeOnFail: 1_000,
-        attempts: 5,
-        backoff: { type: 'exponential', delay: 500 },
+        delay: Math.max(0, task.runAt - now),
+        ...JOB_OPTIONS,
       },
-    );
+    }));
+    const [single] = jobs;
+    if (jobs.length === 1 && single) await this.#queue.add(single.name, single.data, single.opts);
+    else if (jobs.length > 1) await this.#queue.addBulk(jobs);
   }
 
   async cancel(taskId: string): Promise<void> {
@@ -140,7 +161,13 @@ export class BullmqQueue implements TaskQueue {
   }
 
   #connection(): RedisClient {
-    const connection = this.#options.client.duplicate();
+    // Without auto-pipelining: BullMQ's own command flow is not known to be safe with it
+    // (taskforcesh/bullmq#457).
+    const client = this.#options.client;
+    const connection =
+      client instanceof Cluster
+        ? client.duplicate(undefined, { enableAutoPipelining: false })
+        : client.duplicate({ enableAutoPipelining: false });
     this.#connections.push(connection);
     return connection;
   }
@@ -155,10 +182,10 @@ export class BullmqQueue implements TaskQueue {
     this.#running.set(taskId, abort);
     try {
       const outcome = await executeTask(claimed.task, abort, { repository, kinds, logger });
-      if (outcome.type === 'retry') await this.enqueue(outcome.task);
+      if (outcome.type === 'retry') await this.enqueue([outcome.task]);
       if (outcome.type === 'handed-back') {
         const task = await repository.get(taskId);
-        if (task?.status === TaskStatus.Queued) await this.enqueue(task);
+        if (task?.status === TaskStatus.Queued) await this.enqueue([task]);
       }
     } finally {
       this.#running.delete(taskId);

@@ -51,6 +51,9 @@ export function createRedisClient(target: RedisTarget, { subscriber = false } = 
     // reconnect ("only subscriber commands may be used"): that failure took gateways down.
     enableReadyCheck: !subscriber,
     retryStrategy: (times) => Math.min(50 * 2 ** times, 2_000),
+    // What one turn of the event loop sends goes out as one write (per node on a cluster): the
+    // commands of concurrent requests, and those a caller sends together, share a round trip.
+    enableAutoPipelining: !subscriber,
   };
   if (target.cluster) {
     return new Cluster([...target.nodes], {

@@ -3,6 +3,7 @@ import { LRUCache } from 'lru-cache';
 import { CursorExpiredError, InvalidCursorError } from '../../tasks/errors.js';
 import { decodeTaskCursor, encodeTaskCursor, notAPageCursor } from '../../tasks/page-cursor.js';
 import type {
+  CreateOutcome,
   ReadEventsOptions,
   TaskChange,
   TaskEventObserver,
@@ -85,14 +86,52 @@ export class RedisRepository implements TaskRepository {
     this.#observe = observe;
   }
 
-  async create(task: Task): Promise<{ task: Task; created: boolean }> {
+  /**
+   * Two rounds of commands, sent together within each round (the client pipelines what one turn
+   * of the event loop sends, per Redis node): the owner keys and one INCRBY for the batch's
+   * sequence numbers, then each task's create script and one ZADD of the batch to the index of
+   * every task. Tasks whose idempotency key was taken get their owner key and index entry back out.
+   */
+  async createMany(tasks: readonly Task[]): Promise<CreateOutcome[]> {
+    if (tasks.length === 0) return [];
     const keys = this.#keys;
-    // The owner key is written first so that the task is findable by id as soon as it exists.
-    await this.#client.set(keys.owner(task.id), task.userId);
-    this.#owners.set(task.id, task.userId);
-    const seq = await this.#client.incr(keys.sequence());
+    // The owner keys are written first so that each task is findable by id as soon as it exists.
+    const [last] = await Promise.all([
+      this.#client.incrby(keys.sequence(), tasks.length),
+      ...tasks.map((task) => this.#client.set(keys.owner(task.id), task.userId)),
+    ]);
+    const firstSeq = last - tasks.length + 1;
     const appendedAt = Date.now();
-    const [created, value] = await this.#client.tssCreateTask(
+    const index: (string | number)[] = [];
+    tasks.forEach((task, i) => index.push(firstSeq + i, `${task.userId}\n${task.id}`));
+    const [replies] = await Promise.all([
+      Promise.all(tasks.map((task, i) => this.#createScript(task, firstSeq + i, appendedAt))),
+      this.#client.zadd(keys.allTasks(), ...index),
+    ]);
+    return Promise.all(
+      tasks.map(async (task, i): Promise<CreateOutcome> => {
+        const [created, value] = replies[i] ?? [0, ''];
+        // ioredis re-sends a script whose reply a dropped connection lost: if the first run
+        // created the task, the second finds this very task under the idempotency key.
+        if (created === 1 || value === task.id) {
+          this.#owners.set(task.id, task.userId);
+          if (created === 1) this.#observe?.({ cursor: value, task, appendedAt }, null);
+          return { task, created: true };
+        }
+        await Promise.all([
+          this.#client.del(keys.owner(task.id)),
+          this.#client.zrem(keys.allTasks(), `${task.userId}\n${task.id}`),
+        ]);
+        const existing = await this.get(value);
+        if (!existing) throw new Error(`idempotency key points to missing task ${value}`);
+        return { task: existing, created: false };
+      }),
+    );
+  }
+
+  #createScript(task: Task, seq: number, appendedAt: number): Promise<[number, string]> {
+    const keys = this.#keys;
+    return this.#client.tssCreateTask(
       keys.task(task.userId, task.id),
       keys.userIndex(task.userId),
       keys.events(task.userId),
@@ -108,18 +147,6 @@ export class RedisRepository implements TaskRepository {
       task.idempotencyKey === null ? '0' : '1',
       appendedAt,
     );
-    // ioredis re-sends a script whose reply a dropped connection lost: if the first run created
-    // the task, the second finds this very task under the idempotency key. That is a creation.
-    if (created === 1 || value === task.id) {
-      await this.#client.zadd(keys.allTasks(), seq, `${task.userId}\n${task.id}`);
-      if (created === 1) this.#observe?.({ cursor: value, task, appendedAt }, null);
-      return { task, created: true };
-    }
-    this.#owners.delete(task.id);
-    await this.#client.del(keys.owner(task.id));
-    const existing = await this.get(value);
-    if (!existing) throw new Error(`idempotency key points to missing task ${value}`);
-    return { task: existing, created: false };
   }
 
   async findByIdempotencyKey(userId: string, key: string): Promise<Task | null> {
