@@ -102,8 +102,7 @@ export class RedisRepository implements TaskRepository {
     ]);
     const firstSeq = last - tasks.length + 1;
     const appendedAt = Date.now();
-    const index: (string | number)[] = [];
-    tasks.forEach((task, i) => index.push(firstSeq + i, `${task.userId}\n${task.id}`));
+    const index = tasks.flatMap((task, i) => [firstSeq + i, `${task.userId}\n${task.id}`]);
     const [replies] = await Promise.all([
       Promise.all(tasks.map((task, i) => this.#createScript(task, firstSeq + i, appendedAt))),
       this.#client.zadd(keys.allTasks(), ...index),
