@@ -229,7 +229,7 @@ async function prepare({ count, maxRate }: { count: number; maxRate: number }): 
     const result = await paced(count, maxRate, 500, 600_000, async (n) => {
       const user = users[n] ?? 0;
       const task = newTask({ userId: userId(user), kind: 'external', input: {}, external: true });
-      await repo.create(task);
+      await repo.createMany([task]);
       created[n] = { id: task.id, user };
       return null;
     });
