@@ -39,6 +39,14 @@ const OBJECT_TYPES: Record<string, FieldContract> = {
   TaskEvent: { cursor: 'String!', task: 'Task!', replayed: 'Boolean!' },
   Viewer: { userId: 'ID!', roles: '[String!]!', lastEventCursor: 'String' },
   TaskKind: { name: 'String!', description: 'String!', inputSchema: 'JSON!' },
+  StartTaskResult: { task: 'Task', error: 'StartTaskError' },
+  StartTaskError: {
+    code: 'String!',
+    message: 'String!',
+    field: 'String',
+    taskId: 'ID',
+    retryAfter: 'Int',
+  },
   // Relay style
   TaskConnection: { edges: '[TaskEdge!]!', pageInfo: 'PageInfo!' },
   TaskEdge: { cursor: 'String!', node: 'Task!' },
@@ -54,6 +62,7 @@ const OBJECT_TYPES: Record<string, FieldContract> = {
   },
   Mutation: {
     startTask: { type: 'Task!', args: { input: 'StartTaskInput!' } },
+    startTasks: { type: '[StartTaskResult!]!', args: { inputs: '[StartTaskInput!]!' } },
     cancelTask: { type: 'Task!', args: { id: 'ID!' } },
     reportTaskProgress: { type: 'Task!', args: { id: 'ID!', progress: 'Float!' } },
     completeTask: { type: 'Task!', args: { id: 'ID!', result: 'JSON' } },

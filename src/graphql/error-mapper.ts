@@ -57,12 +57,13 @@ function codeExtensions(code: ErrorCode, extensions: Record<string, unknown>): R
 }
 
 interface ClientShape {
+  readonly code: ErrorCode;
   readonly message: string;
   readonly extensions: Record<string, unknown>;
 }
 
 function shape(code: ErrorCode, message: string, extensions: Record<string, unknown> = {}): ClientShape {
-  return { message, extensions: codeExtensions(code, extensions) };
+  return { code, message, extensions: codeExtensions(code, extensions) };
 }
 
 /** Each domain error class as the client sees it; `null` for one no client may see. */
@@ -82,6 +83,7 @@ function describe(error: TaskServiceError): ClientShape | null {
     // Whole seconds, at least one: what Retry-After can say.
     const retryAfter = Math.max(1, Math.ceil(error.retryAfterMs / 1000));
     return {
+      code: ErrorCode.RateLimited,
       message: error.message,
       extensions: {
         code: ErrorCode.RateLimited,
@@ -127,6 +129,39 @@ export function toClientError(error: unknown): GraphQLError | null {
     path: located?.path ?? null,
     extensions: described.extensions,
   });
+}
+
+/**
+ * One input's error in a bulk operation (`startTasks`), as its own result rather than a GraphQL
+ * error: the `extensions.code` and message the same input would have carried alone, and of the
+ * extensions the ones a caller acts on.
+ */
+export interface ItemError {
+  readonly code: ErrorCode;
+  readonly message: string;
+  /** The argument to fix, for BAD_USER_INPUT. */
+  readonly field?: string;
+  /** The task that already holds what was asked for, for CONFLICT. */
+  readonly taskId?: string;
+  /** Seconds until a retry can succeed, for RATE_LIMITED. */
+  readonly retryAfter?: number;
+}
+
+/**
+ * A domain error as one item's error of a bulk operation, from the same description as
+ * {@link toClientError}; `null` for an error no client may see.
+ */
+export function toItemError(error: TaskServiceError): ItemError | null {
+  const described = describe(error);
+  if (!described) return null;
+  const { field, taskId, retryAfter } = described.extensions;
+  return {
+    code: described.code,
+    message: described.message,
+    ...(typeof field === 'string' ? { field } : {}),
+    ...(typeof taskId === 'string' ? { taskId } : {}),
+    ...(typeof retryAfter === 'number' ? { retryAfter } : {}),
+  };
 }
 
 /**

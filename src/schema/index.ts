@@ -2,6 +2,7 @@ import { lexicographicSortSchema } from 'graphql';
 import { builder } from './builder.js';
 import './revoke-connections.js';
 import './scalars.js';
+import './start-tasks.js';
 import './task.js';
 import './task-event.js';
 import './task-kind.js';

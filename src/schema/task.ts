@@ -1,5 +1,5 @@
 import { TASK_STATUSES, type Task, type TaskFailureInfo } from '../tasks/task.js';
-import { requireViewer } from '../tasks/task-service.js';
+import { requireViewer, type StartTaskArgs } from '../tasks/task-service.js';
 import { builder } from './builder.js';
 
 export const TaskStatusEnum = builder.enumType('TaskStatus', {
@@ -113,7 +113,8 @@ builder.queryFields((t) => ({
   }),
 }));
 
-const StartTaskInput = builder.inputType('StartTaskInput', {
+/** `startTask`'s input, also each item of `startTasks`. */
+export const StartTaskInput = builder.inputType('StartTaskInput', {
   fields: (t) => ({
     kind: t.string({ required: true, description: 'One of taskKinds.' }),
     input: t.field({ type: 'JSON', description: "Checked against the kind's inputSchema. Default {}." }),
@@ -122,17 +123,22 @@ const StartTaskInput = builder.inputType('StartTaskInput', {
   }),
 });
 
+/** A `StartTaskInput` as the domain takes it. */
+export function startTaskArgs(input: typeof StartTaskInput.$inferInput): StartTaskArgs {
+  return {
+    kind: input.kind,
+    input: input.input ?? undefined,
+    userId: input.userId == null ? undefined : String(input.userId),
+    idempotencyKey: input.idempotencyKey ?? undefined,
+  };
+}
+
 builder.mutationFields((t) => ({
   startTask: t.field({
     type: TaskRef,
     args: { input: t.arg({ type: StartTaskInput, required: true }) },
     resolve: (_root, { input }, { viewer, tasks }) =>
-      tasks.start(requireViewer(viewer), {
-        kind: input.kind,
-        input: input.input ?? undefined,
-        userId: input.userId == null ? undefined : String(input.userId),
-        idempotencyKey: input.idempotencyKey ?? undefined,
-      }),
+      tasks.start(requireViewer(viewer), startTaskArgs(input)),
   }),
   cancelTask: t.field({
     type: TaskRef,
