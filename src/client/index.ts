@@ -4,18 +4,16 @@
  */
 export { createLocalStorageCursorStore, createMemoryCursorStore, type StorageLike } from './cursor-store.js';
 export { type ServerError, TaskClientError } from './errors.js';
-export {
-  createTaskClient,
-  type TaskClient,
-  type TaskClientOptions,
-  type TaskPage,
-} from './task-client.js';
+export { createTaskClient, type TaskClient, type TaskClientOptions } from './task-client.js';
+export type { TaskOperations, TaskPage } from './task-requests.js';
 export {
   type ConnectionState,
   type CursorStore,
   FINAL_STATUSES,
   isFinal,
+  type StartTaskError,
   type StartTaskInput,
+  type StartTaskResult,
   type Task,
   type TaskCompletedEvent,
   type TaskKind,

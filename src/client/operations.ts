@@ -29,6 +29,23 @@ export const StartTaskMutation = graphql(`
   }
 `);
 
+export const StartTasksMutation = graphql(`
+  mutation StartTasks($inputs: [StartTaskInput!]!) {
+    startTasks(inputs: $inputs) {
+      task {
+        ...TaskFields
+      }
+      error {
+        code
+        message
+        field
+        taskId
+        retryAfter
+      }
+    }
+  }
+`);
+
 export const CancelTaskMutation = graphql(`
   mutation CancelTask($id: ID!) {
     cancelTask(id: $id) {

@@ -1,35 +1,23 @@
-import {
-  type AnyVariables,
-  Client,
-  type CombinedError,
-  type DocumentInput,
-  fetchExchange,
-  subscriptionExchange,
-} from '@urql/core';
+import { Client, fetchExchange, subscriptionExchange } from '@urql/core';
 import { CompletionFeed } from './completion-feed.js';
 import { Connection } from './connection.js';
 import { createMemoryCursorStore } from './cursor-store.js';
-import { errorCode, TaskClientError } from './errors.js';
+import { TaskClientError } from './errors.js';
+import { TaskCompletedSubscription, TasksQuery, TaskUpdatedSubscription, ViewerQuery } from './operations.js';
 import {
-  CancelTaskMutation,
-  StartTaskMutation,
-  TaskCompletedSubscription,
-  TaskKindsQuery,
-  TaskQuery,
-  TasksQuery,
-  TaskUpdatedSubscription,
-  ViewerQuery,
-} from './operations.js';
+  createSendRequest,
+  createTaskOperations,
+  type TaskOperations,
+  type TaskPage,
+} from './task-requests.js';
+import { TokenSource } from './token-source.js';
 import {
   type ConnectionState,
   type CursorStore,
   FINAL_STATUSES,
   isFinal,
-  type StartTaskInput,
   type Task,
   type TaskCompletedEvent,
-  type TaskKind,
-  type TaskStatus,
 } from './types.js';
 
 export interface TaskClientOptions {
@@ -74,20 +62,7 @@ export interface TaskClientOptions {
   onError?: (error: unknown) => void;
 }
 
-export interface TaskPage {
-  nodes: Task[];
-  pageInfo: { hasNextPage: boolean; endCursor: string | null };
-}
-
-export interface TaskClient {
-  startTask(input: StartTaskInput): Promise<Task>;
-  /** Rejects with code CONFLICT when the task is already final. */
-  cancelTask(id: string): Promise<Task>;
-  /** null when there is no such task. */
-  task(id: string): Promise<Task | null>;
-  /** The caller's tasks, newest first (a service caller: everyone's, or `userId`'s). */
-  tasks(args?: { status?: TaskStatus[]; first?: number; after?: string; userId?: string }): Promise<TaskPage>;
-  taskKinds(): Promise<TaskKind[]>;
+export interface TaskClient extends TaskOperations {
   /**
    * Every completion of the followed user, exactly once, in cursor order, across reconnects and
    * server restarts (resuming from the cursor store). Returns the unsubscribe.
@@ -102,52 +77,6 @@ export interface TaskClient {
   };
   /** Closes the WebSocket, stops every feed, rejects pending waits. */
   dispose(): Promise<void>;
-}
-
-/** Holds the current token, asking `getToken` again when told the old one is stale. */
-class TokenSource {
-  readonly #getToken: (() => string | Promise<string>) | undefined;
-  #token: string | undefined;
-  #refreshing: Promise<string | undefined> | null = null;
-
-  constructor(token: string | undefined, getToken: (() => string | Promise<string>) | undefined) {
-    this.#token = token;
-    this.#getToken = getToken;
-  }
-
-  get canRefresh(): boolean {
-    return this.#getToken !== undefined;
-  }
-
-  /** The latest token, synchronously (for urql's fetchOptions). */
-  get latest(): string | undefined {
-    return this.#token;
-  }
-
-  async current(): Promise<string | undefined> {
-    return this.#token ?? (await this.fresh());
-  }
-
-  /** A new token from `getToken` (one call for concurrent askers); the fixed one without it. */
-  fresh(): Promise<string | undefined> {
-    const getToken = this.#getToken;
-    if (!getToken) return Promise.resolve(this.#token);
-    if (!this.#refreshing) {
-      // Through then(): a getToken that throws synchronously still yields a rejected promise.
-      const refreshing = Promise.resolve()
-        .then(getToken)
-        .then((token) => {
-          this.#token = token;
-          return token;
-        });
-      this.#refreshing = refreshing;
-      const settled = () => {
-        if (this.#refreshing === refreshing) this.#refreshing = null;
-      };
-      refreshing.then(settled, settled);
-    }
-    return this.#refreshing;
-  }
 }
 
 /** Jittered exponential backoff: between half and all of min·2^retries, capped at max. */
@@ -216,24 +145,7 @@ export function createTaskClient(options: TaskClientOptions): TaskClient {
     ],
   });
 
-  /** A query or mutation over HTTP; an UNAUTHENTICATED answer is retried once with a fresh token. */
-  async function request<Data, Variables extends AnyVariables>(
-    kind: 'query' | 'mutation',
-    document: DocumentInput<Data, Variables>,
-    variables: Variables,
-  ): Promise<Data> {
-    const send = () =>
-      (kind === 'query' ? urql.query(document, variables) : urql.mutation(document, variables)).toPromise();
-    await tokens.current();
-    let result = await send();
-    if (result.error && isUnauthenticated(result.error) && tokens.canRefresh) {
-      await tokens.fresh();
-      result = await send();
-    }
-    if (result.error) throw TaskClientError.from(result.error);
-    if (!result.data) throw new TaskClientError('the server answered without data', null);
-    return result.data;
-  }
+  const request = createSendRequest(urql, tokens);
 
   const feed = new CompletionFeed({
     connection,
@@ -270,11 +182,7 @@ export function createTaskClient(options: TaskClientOptions): TaskClient {
   let disposed = false;
 
   return {
-    startTask: async (input) => (await request('mutation', StartTaskMutation, { input })).startTask,
-    cancelTask: async (id) => (await request('mutation', CancelTaskMutation, { id })).cancelTask,
-    task: async (id) => (await request('query', TaskQuery, { id })).task,
-    tasks: async (args = {}) => (await request('query', TasksQuery, args)).tasks,
-    taskKinds: async () => (await request('query', TaskKindsQuery, {})).taskKinds,
+    ...createTaskOperations(request),
     onTaskCompleted(handler) {
       if (disposed) throw new Error('the task client is disposed');
       return feed.add(handler);
@@ -334,13 +242,4 @@ export function createTaskClient(options: TaskClientOptions): TaskClient {
 /** `url` resolved against the page's address, so a browser may pass `/graphql`. */
 function absoluteUrl(url: string): string {
   return new URL(url, (globalThis as { location?: { href?: string } }).location?.href).href;
-}
-
-function isUnauthenticated(error: CombinedError): boolean {
-  return (
-    error.response?.status === 401 ||
-    error.graphQLErrors.some(
-      (e) => errorCode({ message: e.message, extensions: e.extensions }) === 'UNAUTHENTICATED',
-    )
-  );
 }

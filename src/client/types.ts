@@ -9,6 +9,26 @@ import type {
 export type Task = TaskFieldsFragment;
 export type TaskStatus = GeneratedTaskStatus;
 export type StartTaskInput = GeneratedStartTaskInput;
+/** Why one input of `startTasks` started no task: what `startTask` would have rejected it with. */
+export interface StartTaskError {
+  /**
+   * The `extensions.code` `startTask` would have given: `BAD_USER_INPUT` (unknown kind, input
+   * failing the kind's schema, a bad `userId` or `idempotencyKey`), `FORBIDDEN` (a user starting
+   * for another user), `RATE_LIMITED`, `CONFLICT` (an idempotency key used with another input).
+   */
+  readonly code: string;
+  readonly message: string;
+  /** `BAD_USER_INPUT`: the argument to fix, e.g. `kind` or `input.ms`. */
+  readonly field?: string;
+  /** `CONFLICT`: the task that already holds the idempotency key. */
+  readonly taskId?: string;
+  /** `RATE_LIMITED`: seconds until a retry can succeed. */
+  readonly retryAfter?: number;
+}
+/** One input's outcome of `startTasks`: its task, or why it started none. */
+export type StartTaskResult =
+  | { readonly task: Task; readonly error?: never }
+  | { readonly task?: never; readonly error: StartTaskError };
 /** A kind of task the service can start, with the JSON Schema of its input. */
 export type TaskKind = TaskKindsQuery['taskKinds'][number];
 

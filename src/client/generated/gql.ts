@@ -16,6 +16,7 @@ import type { TypedDocumentNode as DocumentNode } from '@graphql-typed-document-
 type Documents = {
     "\n  fragment TaskFields on Task {\n    id\n    userId\n    kind\n    status\n    input\n    result\n    error {\n      code\n      message\n    }\n    progress\n    attempts\n    createdAt\n    startedAt\n    finishedAt\n  }\n": typeof types.TaskFieldsFragmentDoc,
     "\n  mutation StartTask($input: StartTaskInput!) {\n    startTask(input: $input) {\n      ...TaskFields\n    }\n  }\n": typeof types.StartTaskDocument,
+    "\n  mutation StartTasks($inputs: [StartTaskInput!]!) {\n    startTasks(inputs: $inputs) {\n      task {\n        ...TaskFields\n      }\n      error {\n        code\n        message\n        field\n        taskId\n        retryAfter\n      }\n    }\n  }\n": typeof types.StartTasksDocument,
     "\n  mutation CancelTask($id: ID!) {\n    cancelTask(id: $id) {\n      ...TaskFields\n    }\n  }\n": typeof types.CancelTaskDocument,
     "\n  query Task($id: ID!) {\n    task(id: $id) {\n      ...TaskFields\n    }\n  }\n": typeof types.TaskDocument,
     "\n  query Tasks($userId: ID, $status: [TaskStatus!], $first: Int, $after: String) {\n    tasks(userId: $userId, status: $status, first: $first, after: $after) {\n      nodes {\n        ...TaskFields\n      }\n      pageInfo {\n        hasNextPage\n        endCursor\n      }\n    }\n  }\n": typeof types.TasksDocument,
@@ -27,6 +28,7 @@ type Documents = {
 const documents: Documents = {
     "\n  fragment TaskFields on Task {\n    id\n    userId\n    kind\n    status\n    input\n    result\n    error {\n      code\n      message\n    }\n    progress\n    attempts\n    createdAt\n    startedAt\n    finishedAt\n  }\n": types.TaskFieldsFragmentDoc,
     "\n  mutation StartTask($input: StartTaskInput!) {\n    startTask(input: $input) {\n      ...TaskFields\n    }\n  }\n": types.StartTaskDocument,
+    "\n  mutation StartTasks($inputs: [StartTaskInput!]!) {\n    startTasks(inputs: $inputs) {\n      task {\n        ...TaskFields\n      }\n      error {\n        code\n        message\n        field\n        taskId\n        retryAfter\n      }\n    }\n  }\n": types.StartTasksDocument,
     "\n  mutation CancelTask($id: ID!) {\n    cancelTask(id: $id) {\n      ...TaskFields\n    }\n  }\n": types.CancelTaskDocument,
     "\n  query Task($id: ID!) {\n    task(id: $id) {\n      ...TaskFields\n    }\n  }\n": types.TaskDocument,
     "\n  query Tasks($userId: ID, $status: [TaskStatus!], $first: Int, $after: String) {\n    tasks(userId: $userId, status: $status, first: $first, after: $after) {\n      nodes {\n        ...TaskFields\n      }\n      pageInfo {\n        hasNextPage\n        endCursor\n      }\n    }\n  }\n": types.TasksDocument,
@@ -58,6 +60,10 @@ export function graphql(source: "\n  fragment TaskFields on Task {\n    id\n    
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
 export function graphql(source: "\n  mutation StartTask($input: StartTaskInput!) {\n    startTask(input: $input) {\n      ...TaskFields\n    }\n  }\n"): (typeof documents)["\n  mutation StartTask($input: StartTaskInput!) {\n    startTask(input: $input) {\n      ...TaskFields\n    }\n  }\n"];
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  mutation StartTasks($inputs: [StartTaskInput!]!) {\n    startTasks(inputs: $inputs) {\n      task {\n        ...TaskFields\n      }\n      error {\n        code\n        message\n        field\n        taskId\n        retryAfter\n      }\n    }\n  }\n"): (typeof documents)["\n  mutation StartTasks($inputs: [StartTaskInput!]!) {\n    startTasks(inputs: $inputs) {\n      task {\n        ...TaskFields\n      }\n      error {\n        code\n        message\n        field\n        taskId\n        retryAfter\n      }\n    }\n  }\n"];
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
