@@ -1,9 +1,11 @@
 import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { Kind, parse, print, validate } from 'graphql';
 import { type Browser, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type App, buildApp, type DevTokens } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
+import { schema } from '../src/schema/index.js';
 import { waitFor } from './utils/deferred.js';
 import { makeTempDir, startTestServer } from './utils/tserver.js';
 
@@ -17,6 +19,7 @@ const itInBrowser = HAS_CHROMIUM || process.env['CI'] === 'true' ? it : it.skip;
 interface GraphiQLOptions {
   subscriptionsProtocol?: string;
   headers?: string;
+  defaultQuery?: string;
 }
 
 interface DevServer {
@@ -102,6 +105,32 @@ describe('GraphiQL at /graphql', () => {
     expect(headersOf(graphiqlOptions(html))).toEqual({ Authorization: `Bearer ${dev.tokens.user}` });
     const viewer = await dev.gql<{ viewer: { userId: string } }>('query { viewer { userId } }');
     expect(viewer.data?.viewer.userId).toBe(dev.tokens.userId);
+  });
+
+  it('opens with examples that the schema accepts, startTasks among them, and StartMany runs as shown', async () => {
+    const { html } = await fetchGraphiQL(dev.url);
+    const document = parse(graphiqlOptions(html).defaultQuery ?? '');
+    expect(validate(schema, document)).toEqual([]);
+    const names = document.definitions.flatMap((definition) =>
+      definition.kind === Kind.OPERATION_DEFINITION && definition.name ? [definition.name.value] : [],
+    );
+    expect(names).toEqual(expect.arrayContaining(['Listen', 'Start', 'StartMany', 'Recent']));
+
+    const response = await fetch(dev.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${dev.tokens.user}` },
+      body: JSON.stringify({ query: print(document), operationName: 'StartMany' }),
+    });
+    const body = (await response.json()) as {
+      data?: {
+        startTasks: { task: { kind: string } | null; error: { code: string; field: string } | null }[];
+      };
+    };
+    expect(body.data?.startTasks).toEqual([
+      { task: expect.objectContaining({ kind: 'echo' }), error: null },
+      { task: expect.objectContaining({ kind: 'sleep' }), error: null },
+      { task: null, error: expect.objectContaining({ code: 'BAD_USER_INPUT', field: 'kind' }) },
+    ]);
   });
 
   it('holds no token when a key is configured', async () => {

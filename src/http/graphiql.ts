@@ -46,7 +46,7 @@ function memoize<T>(render: (options: T) => string): (options: T) => string {
 const GRAPHIQL_DEFAULT_QUERY = `# Task status service. The Headers tab holds a token for the demo user.
 #
 # 1. Run "Listen" in this tab: it waits for completions (over WebSocket).
-# 2. Open a new tab, paste "Start" and run it: the completion arrives here.
+# 2. Open a new tab, paste "Start" (or "StartMany") and run it: the completion arrives here.
 
 subscription Listen {
   taskCompleted(userId: "demo-user") {
@@ -58,6 +58,18 @@ subscription Listen {
 
 mutation Start {
   startTask(input: { kind: "sleep", input: { ms: 2000 } }) { id status }
+}
+
+# Up to 1,000 at once: one result per input, in order, each its task or its error.
+mutation StartMany {
+  startTasks(inputs: [
+    { kind: "echo", input: { value: "first" } }
+    { kind: "sleep", input: { ms: 1500 }, idempotencyKey: "walkthrough-sleep" }
+    { kind: "no-such-kind" }
+  ]) {
+    task { id kind status }
+    error { code message field taskId retryAfter }
+  }
 }
 
 query Recent {
