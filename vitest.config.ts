@@ -19,6 +19,8 @@ const CONTRACT_SUITES = [
   'test/client/task-client.test.ts',
   'test/service-rules.test.ts',
   'test/security-input.test.ts',
+  'test/start-tasks.test.ts',
+  'test/client/start-tasks.test.ts',
 ];
 /** Suites about distributed mode only (several processes, Redis faults, Redis Cluster). */
 const REDIS_SUITES = ['test/redis/**/*.test.ts', 'test/ops-distributed.test.ts', 'test/soak.test.ts'];
