@@ -7,7 +7,12 @@
  * it. Like the service it subscribes to a user's channel while that user has a socket here, and
  * pings each socket every KEEPALIVE_MS from a timer of its own.
  *
- * Environment: PORT, REDIS_URL, REDIS_KEY_PREFIX (channels `<prefix>:{u:<user>}:live`), KEEPALIVE_MS.
+ * For the end-to-end baseline (JOBS_ENDPOINT=1) it also serves `POST /tasks`, which adds a BullMQ
+ * job that the baseline worker process (e2e-baseline/worker.ts) runs and publishes the completion of
+ * on the user's channel: see e2e-baseline/job-endpoint.ts.
+ *
+ * Environment: PORT, REDIS_URL, REDIS_KEY_PREFIX (channels `<prefix>:{u:<user>}:live`, the queue
+ * under `{<prefix>:q}`), KEEPALIVE_MS, JOBS_ENDPOINT.
  * `GET /stats` answers `{ connections, subscribed, heapUsed, rss }`; `subscribed` counts channels whose
  * SUBSCRIBE Redis has confirmed.
  */
@@ -15,11 +20,13 @@ import http from 'node:http';
 import { Redis } from 'ioredis';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { RedisKeys } from '../../src/backends/redis/keys.js';
+import { createJobEndpoint } from './e2e-baseline/job-endpoint.js';
 
 const port = Number(process.env['PORT'] ?? 4100);
 const redisUrl = process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379';
 const keys = new RedisKeys(process.env['REDIS_KEY_PREFIX'] ?? 'baseline');
 const keepAliveMs = Number(process.env['KEEPALIVE_MS'] ?? 12_000);
+const jobs = process.env['JOBS_ENDPOINT'] === '1' ? createJobEndpoint(redisUrl, keys.queuePrefix()) : null;
 
 interface Listener {
   readonly socket: WebSocket;
@@ -74,6 +81,10 @@ const server = http.createServer((req, res) => {
         rss: memory.rss,
       }),
     );
+    return;
+  }
+  if (jobs && req.method === 'POST' && req.url === '/tasks') {
+    jobs.handle(req, res);
     return;
   }
   res.writeHead(404).end();
@@ -145,7 +156,7 @@ const stop = () => {
   for (const socket of wss.clients) socket.terminate();
   server.close();
   subscriber.disconnect();
-  process.exit(0);
+  (jobs?.close() ?? Promise.resolve()).finally(() => process.exit(0));
 };
 process.on('SIGTERM', stop);
 process.on('SIGINT', stop);
