@@ -7,7 +7,7 @@ import { heapAfterGc, heapByKind } from './inspector.js';
 import { log } from './log.js';
 import type { BenchOptions, SystemName } from './options.js';
 import type { LoadGenApi } from './protocol.js';
-import type { ConnectionReport, HeapKindPerConnection } from './report.js';
+import type { ConnectionReport, HeapKindPerConnection } from './report-shape.js';
 import type { RpcClient } from './rpc.js';
 import type { ServerProbe } from './server-probe.js';
 import { round } from './stats.js';

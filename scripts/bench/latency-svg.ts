@@ -1,12 +1,17 @@
 /** The latency chart of the bench report: p99 against rate, drawn as SVG by hand. */
-import type { BenchReport } from './report.js';
+import type { BenchReport } from './report-shape.js';
 
 const COLORS: Record<string, string> = {
   'embedded fan-out': '#1f77b4',
   'redis fan-out': '#d62728',
   'baseline fan-out': '#2ca02c',
-  'embedded end-to-end': '#6baed6',
-  'redis end-to-end': '#fc9272',
+  'baseline end-to-end': '#74c476',
+  'embedded end-to-end http': '#6baed6',
+  'embedded end-to-end ws': '#3182bd',
+  'embedded end-to-end bulk': '#9ecae1',
+  'redis end-to-end http': '#fc9272',
+  'redis end-to-end ws': '#de2d26',
+  'redis end-to-end bulk': '#fcbba1',
 };
 
 const escapeXml = (text: string) =>
@@ -25,10 +30,12 @@ export function renderLatencySvg(report: BenchReport): string {
         dashed: false,
       });
     }
-    const e2e = s.e2e.filter((step) => step.latency.count > 0);
-    if (e2e.length > 0) {
+    for (const run of s.e2e) {
+      const e2e = run.steps.filter((step) => step.latency.count > 0);
+      if (e2e.length === 0) continue;
       series.push({
-        name: `${s.system} end-to-end`,
+        name:
+          run.transport === 'baseline' ? 'baseline end-to-end' : `${s.system} end-to-end ${run.transport}`,
         points: e2e.map((st) => ({ rate: st.rate, p99: st.latency.p99, held: st.held })),
         dashed: true,
       });

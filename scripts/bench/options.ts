@@ -1,5 +1,6 @@
 /** Command-line options of `npm run bench`. */
 import { parseArgs } from 'node:util';
+import { E2E_TRANSPORTS, type E2eTransport } from './protocol.js';
 
 export type SystemName = 'embedded' | 'redis' | 'baseline';
 
@@ -16,13 +17,23 @@ export interface BenchOptions {
   readonly mode: 'embedded' | 'redis' | 'both' | undefined;
   readonly out: string;
   readonly redisUrl: string;
+  /** The fan-out baseline (raw ws + ioredis). */
   readonly baseline: boolean;
+  /** The end-to-end baseline (plain http -> BullMQ -> worker process -> PUBLISH -> raw ws). */
+  readonly e2eBaseline: boolean;
   readonly fanout: boolean;
   readonly e2e: boolean;
+  /** How the end-to-end phase starts the service's tasks, each its own ramp. */
+  readonly e2eTransports: readonly E2eTransport[];
   /** WORKER_CONCURRENCY of the service. */
   readonly workers: number;
   /** A step is held when its p99 is at most this (ms) and nothing is lost. */
   readonly maxP99Ms: number;
+  /**
+   * An end-to-end step is sustained (counts for the saturation throughput, and its ramp goes on)
+   * when its p99 is at most this: --max-p99 when given, else 1 s.
+   */
+  readonly saturationP99Ms: number;
   /** Start the service with --cpu-prof and summarise the profile. */
   readonly cpuProf: boolean;
   /** Heap snapshots before and after the connections open, diffed per connection by object kind. */
@@ -44,7 +55,8 @@ export interface BenchOptions {
 
 export const USAGE = `npm run bench -- [options]
 
-  --quick               1,000 connections, 2 s steps, short ramp (under a minute)
+  --quick               1,000 connections, 2 s steps, short ramps (one end-to-end rate per
+                        transport): a few minutes
   --connections N       connections (one user each), default 10000
   --duration S          seconds per rate step, default 10
   --rates LIST          fan-out rates per second, default 100,250,500,1000,2000,3000,5000,7500,10000,15000,20000,30000,40000,60000
@@ -53,10 +65,15 @@ export const USAGE = `npm run bench -- [options]
   --mode M              embedded | redis | both (default both when Redis answers, else embedded)
   --out DIR             report directory, default bench-results
   --redis-url URL       default redis://127.0.0.1:6379 (must be local)
-  --no-baseline         skip the raw ws + ioredis baseline
+  --no-baseline         skip the fan-out baseline (raw ws + ioredis); the end-to-end baseline still runs
+  --no-e2e-baseline     skip the end-to-end baseline (plain http -> BullMQ -> worker -> PUBLISH -> raw ws)
   --no-fanout / --no-e2e  skip a phase
+  --e2e-transports LIST how the end-to-end phase starts tasks, each its own ramp: http (startTask over
+                        HTTP), ws (startTask over graphql-ws), bulk (startTasks, 100 per call over HTTP);
+                        default http,ws,bulk
   --workers N           WORKER_CONCURRENCY of the service, default 32
-  --max-p99 MS          p99 above this ends the ramp, default 100
+  --max-p99 MS          p99 above this ends the ramp, default 100 (end to end: default 1000, the
+                        saturation limit; the end-to-end "held" rate is always at p99 <= 100 ms)
   --cpu-prof            run the service with --cpu-prof; summary in the report, profiles in DIR/profiles
   --heap-snapshot       heap snapshots before and after the connections (at most 2,000): bytes per connection by kind
   --no-trace-gc         do not count GC pauses (--trace-gc)
@@ -69,6 +86,17 @@ function numberList(raw: string, name: string): number[] {
     throw new Error(`${name}: expected positive numbers separated by commas, got ${JSON.stringify(raw)}`);
   }
   return values;
+}
+
+function transportList(raw: string): E2eTransport[] {
+  const names = raw.split(',').map((part) => part.trim());
+  const unknown = names.filter((name) => !(E2E_TRANSPORTS as readonly string[]).includes(name));
+  if (names.length === 0 || unknown.length > 0) {
+    throw new Error(
+      `--e2e-transports: expected some of ${E2E_TRANSPORTS.join(',')}, got ${JSON.stringify(raw)}`,
+    );
+  }
+  return [...new Set(names)] as E2eTransport[];
 }
 
 function positive(raw: string | undefined, name: string, fallback: number, max: number): number {
@@ -94,6 +122,8 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
       out: { type: 'string', default: 'bench-results' },
       'redis-url': { type: 'string', default: 'redis://127.0.0.1:6379' },
       'no-baseline': { type: 'boolean', default: false },
+      'no-e2e-baseline': { type: 'boolean', default: false },
+      'e2e-transports': { type: 'string' },
       'no-fanout': { type: 'boolean', default: false },
       'no-e2e': { type: 'boolean', default: false },
       workers: { type: 'string' },
@@ -147,10 +177,13 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
     out: values.out ?? 'bench-results',
     redisUrl,
     baseline: !values['no-baseline'],
+    e2eBaseline: !values['no-e2e-baseline'],
+    e2eTransports: values['e2e-transports'] ? transportList(values['e2e-transports']) : E2E_TRANSPORTS,
     fanout: !values['no-fanout'],
     e2e: !values['no-e2e'],
     workers: Math.round(positive(values.workers, '--workers', 32, 1_000)),
     maxP99Ms: positive(values['max-p99'], '--max-p99', 100, 60_000),
+    saturationP99Ms: positive(values['max-p99'], '--max-p99', 1_000, 60_000),
     cpuProf: values['cpu-prof'] ?? false,
     heapSnapshot: values['heap-snapshot'] ?? false,
     traceGc: !values['no-trace-gc'],

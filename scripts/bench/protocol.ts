@@ -1,5 +1,6 @@
 /** What the orchestrator (run.ts) asks of its load generator and publisher processes. */
 import type { LatencySummary } from './stats.js';
+import { nowMs } from './sys.js';
 
 /** The subscription every load-generator connection runs (one per connection, one user each). */
 export const SUBSCRIPTION_QUERY =
@@ -21,6 +22,28 @@ export type BenchStamp = {
 };
 
 export const BENCH_MARK = /"bench":\{"t":([0-9.e+-]+),"s":(\d+),"n":(\d+),"u":(\d+)\}/;
+
+/** The stamp of event `n` of step `s` for user `u`, sent now. */
+export const stamp = (s: number, n: number, u: number): { bench: BenchStamp } => ({
+  bench: { t: nowMs(), s, n, u },
+});
+
+/**
+ * How the end-to-end phase starts the service's echo tasks, always as a service caller:
+ * - `http`: one `startTask` per HTTP POST;
+ * - `ws`: one `startTask` per graphql-ws `subscribe` over a few sockets authenticated at connection_init;
+ * - `bulk`: `startTasks` of {@link BULK_INPUTS} inputs per HTTP POST.
+ * The baseline has one way: its plain `POST /tasks`.
+ */
+export type E2eTransport = 'http' | 'ws' | 'bulk';
+
+export const E2E_TRANSPORTS: readonly E2eTransport[] = ['http', 'ws', 'bulk'];
+
+/** Inputs per `startTasks` call of the bulk transport. */
+export const BULK_INPUTS = 100;
+
+/** WebSockets the `ws` transport spreads its mutations over. */
+export const E2E_WS_SOCKETS = 4;
 
 export interface CpuUsage {
   /** user + system CPU of the process so far, ms (process.cpuUsage). */
@@ -109,6 +132,8 @@ export interface PublisherInit {
   readonly eventRetention: number;
   /** http://127.0.0.1:PORT/graphql of the service (the `api` path and end-to-end runs). */
   readonly graphqlUrl: string | null;
+  /** http://127.0.0.1:PORT/tasks of the baseline server (its end-to-end runs). */
+  readonly baselineJobsUrl: string | null;
   readonly secret: string | null;
 }
 
@@ -123,8 +148,12 @@ export interface RunArgs {
   readonly step: number;
   /** `fanout` completes prepared tasks (or publishes); `e2e` starts echo tasks through the API. */
   readonly kind: 'fanout' | 'e2e';
+  /** How an `e2e` run starts its tasks (the baseline: always its `POST /tasks`). */
+  readonly transport: E2eTransport | null;
+  /** Events (fan-out) or tasks (end to end) per second. */
   readonly rate: number;
   readonly durationS: number;
+  /** Operations awaiting a reply at most (a bulk call is one operation). */
   readonly maxInFlight: number;
 }
 

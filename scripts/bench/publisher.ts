@@ -1,23 +1,29 @@
 /**
  * Publisher (a child process of run.ts, driven over stdin/stdout): makes completion events for
  * random users at a fixed rate, each stamped with its send time, through one of three paths
- * (see {@link FanoutPath}), and starts echo tasks through the API for the end-to-end runs.
+ * (see {@link FanoutPath}), and starts echo tasks for the end-to-end runs (see e2e-issuers.ts).
  */
 import { randomUUID } from 'node:crypto';
-import http from 'node:http';
 import { Redis } from 'ioredis';
 import { mintToken } from '../../src/auth/tokens.js';
 import { RedisKeys } from '../../src/backends/redis/keys.js';
 import { RedisRepository } from '../../src/backends/redis/redis-repository.js';
 import { newTask } from '../../src/tasks/task.js';
 import { externalFinish } from '../../src/tasks/transitions.js';
+import { completionPayload } from './baseline-payload.js';
+import { type E2eSenders, planE2e } from './e2e-issuers.js';
+import { errorText, GraphqlHttp } from './graphql-http.js';
+import { GraphqlWsClient } from './graphql-ws-client.js';
+import { JsonHttpClient } from './http-json-client.js';
+import { achievedRate, type Outcome, paced } from './pacing.js';
 import {
-  type BenchStamp,
+  E2E_WS_SOCKETS,
   type PrepareResult,
   type PublisherApi,
   type PublisherInit,
   type RunArgs,
   type RunResult,
+  stamp,
   userId,
 } from './protocol.js';
 import { serveRpc } from './rpc.js';
@@ -28,8 +34,6 @@ import { nowMs } from './sys.js';
 const ALIASES_PER_REQUEST = 15;
 /** Prepare requests in flight at once (api path). */
 const PREPARE_CONCURRENCY = 8;
-/** Upper bound on the wait for replies after the last send. */
-const REPLY_TIMEOUT_MS = 30_000;
 
 let config: PublisherInit | null = null;
 let random: () => number = Math.random;
@@ -37,163 +41,35 @@ let redis: Redis | null = null;
 let repository: RedisRepository | null = null;
 let keys: RedisKeys | null = null;
 let serviceToken: string | null = null;
-/**
- * Keep-alive HTTP connections to the service, replaced before each phase: between phases they sit
- * idle longer than the server's keep-alive timeout, and a request on a socket the server is closing
- * fails with ECONNRESET.
- */
-const newAgent = () =>
-  // Idle sockets go before the server's 5 s keep-alive timeout would close them under a request.
-  new http.Agent({ keepAlive: true, maxSockets: 64, timeout: 4_000 });
-let agent = newAgent();
-function freshAgent(): void {
-  agent.destroy();
-  agent = newAgent();
-}
+let service: GraphqlHttp | null = null;
+let wsClient: Promise<GraphqlWsClient> | null = null;
+const http = new JsonHttpClient();
 /** Tasks created by `prepare`, completed in order by the next fan-out `run`. */
 let prepared: { id: string; user: number }[] = [];
 
 const pickUser = () => Math.floor(random() * (config?.users ?? 1));
-const stamp = (s: number, n: number, u: number): { bench: BenchStamp } => ({
-  bench: { t: nowMs(), s, n, u },
-});
 
-interface GraphQLReply {
-  readonly data?: Record<string, unknown> | null;
-  readonly errors?: readonly { message: string }[];
+function graphql(query: string, variables: Record<string, unknown>) {
+  if (!service) return Promise.reject(new Error('publisher has no service URL'));
+  return service.request(query, variables);
 }
 
-/**
- * POSTs one GraphQL operation to the service with the service token. A request that fails on a
- * reused keep-alive socket the server had just closed never reached it, and is sent once more.
- */
-async function graphql(query: string, variables: Record<string, unknown>): Promise<GraphQLReply> {
-  try {
-    return await post(query, variables);
-  } catch (error) {
-    if (error instanceof StaleSocketError) return post(query, variables);
-    throw error;
-  }
-}
-
-class StaleSocketError extends Error {}
-
-function post(query: string, variables: Record<string, unknown>): Promise<GraphQLReply> {
-  const url = config?.graphqlUrl;
-  if (!url || !serviceToken) return Promise.reject(new Error('publisher has no service URL'));
-  const body = JSON.stringify({ query, variables });
-  return new Promise((resolve, reject) => {
-    const request = http.request(
-      url,
-      {
-        method: 'POST',
-        agent,
-        headers: {
-          'content-type': 'application/json',
-          'content-length': Buffer.byteLength(body),
-          authorization: `Bearer ${serviceToken}`,
-        },
-      },
-      (response) => {
-        const chunks: Buffer[] = [];
-        response.on('data', (chunk: Buffer) => chunks.push(chunk));
-        response.on('end', () => {
-          const text = Buffer.concat(chunks).toString();
-          try {
-            const reply = JSON.parse(text) as GraphQLReply;
-            if (response.statusCode !== 200 && !reply.errors) {
-              reject(new Error(`HTTP ${response.statusCode}: ${text.slice(0, 200)}`));
-            } else resolve(reply);
-          } catch {
-            reject(new Error(`HTTP ${response.statusCode}: ${text.slice(0, 200)}`));
-          }
-        });
-        response.on('error', reject);
-      },
-    );
-    request.setTimeout(REPLY_TIMEOUT_MS, () => request.destroy(new Error('request timed out')));
-    request.on('error', (error: NodeJS.ErrnoException) => {
-      const stale =
-        request.reusedSocket && (error.code === 'ECONNRESET' || error.message === 'socket hang up');
-      reject(stale ? new StaleSocketError(error.message) : error);
-    });
-    request.end(body);
-  });
-}
-
-function errorText(reply: GraphQLReply): string | null {
-  return reply.errors && reply.errors.length > 0 ? (reply.errors[0]?.message ?? 'error') : null;
-}
-
-interface PaceResult {
-  issued: number;
-  sent: number;
-  errors: number;
-  firstError: string | null;
-  issueMs: number;
-  elapsedMs: number;
-}
-
-/**
- * Issues `total` operations at `rate` per second (in 1 ms ticks), at most `maxInFlight` awaiting a
- * reply; gives up issuing after `maxIssueMs` (the rest count as not issued) and waiting for replies
- * after {@link REPLY_TIMEOUT_MS} more.
- */
-function paced(
-  total: number,
-  rate: number,
-  maxInFlight: number,
-  maxIssueMs: number,
-  issue: (n: number) => Promise<string | null>,
-): Promise<PaceResult> {
-  const started = nowMs();
-  const result: PaceResult = { issued: 0, sent: 0, errors: 0, firstError: null, issueMs: 0, elapsedMs: 0 };
-  let inFlight = 0;
-  return new Promise((resolve) => {
-    let issuing = true;
-    let waitTimer: NodeJS.Timeout | undefined;
-    const maybeDone = () => {
-      if (issuing || inFlight > 0) return;
-      clearTimeout(waitTimer);
-      result.elapsedMs = nowMs() - started;
-      resolve(result);
-    };
-    const onReply = (error: string | null) => {
-      inFlight--;
-      if (error === null) result.sent++;
-      else {
-        result.errors++;
-        result.firstError ??= error;
-      }
-      maybeDone();
-    };
-    const tick = () => {
-      const elapsed = nowMs() - started;
-      const due = Math.min(total, Math.floor((elapsed * rate) / 1000) + 1);
-      while (result.issued < due && inFlight < maxInFlight) {
-        const n = result.issued++;
-        inFlight++;
-        issue(n).then(onReply, (error: unknown) =>
-          onReply(error instanceof Error ? error.message : String(error)),
-        );
-      }
-      if (result.issued >= total || elapsed >= maxIssueMs) {
-        issuing = false;
-        result.issueMs = nowMs() - started;
-        waitTimer = setTimeout(() => {
-          result.errors += inFlight;
-          result.firstError ??= `${inFlight} replies missing after ${REPLY_TIMEOUT_MS} ms`;
-          inFlight = 0;
-          maybeDone();
-        }, REPLY_TIMEOUT_MS);
-        maybeDone();
-        return;
-      }
-      setTimeout(tick, 1);
-    };
-    tick();
-  });
-}
+const senders: E2eSenders = {
+  get graphql() {
+    return service;
+  },
+  ws: () => {
+    const url = config?.graphqlUrl;
+    if (!url || !serviceToken) return Promise.reject(new Error('publisher has no service URL'));
+    wsClient ??= GraphqlWsClient.open(url.replace(/^http/, 'ws'), serviceToken, E2E_WS_SOCKETS);
+    return wsClient;
+  },
+  http,
+  get baselineJobsUrl() {
+    return config?.baselineJobsUrl ?? null;
+  },
+  pickUser,
+};
 
 async function init(arg: PublisherInit): Promise<null> {
   config = arg;
@@ -211,15 +87,17 @@ async function init(arg: PublisherInit): Promise<null> {
     if (!redis || !arg.keyPrefix) throw new Error('publish path needs redisUrl and keyPrefix');
     keys = new RedisKeys(arg.keyPrefix);
   }
-  if (arg.secret)
+  if (arg.secret) {
     serviceToken = await mintToken(arg.secret, 'bench-publisher', { service: true, expiresIn: '6h' });
+    if (arg.graphqlUrl) service = new GraphqlHttp(http, arg.graphqlUrl, serviceToken);
+  }
   return null;
 }
 
 async function prepare({ count, maxRate }: { count: number; maxRate: number }): Promise<PrepareResult> {
   const started = nowMs();
   prepared = [];
-  freshAgent();
+  http.refresh();
   if (config?.path === 'publish') return { prepared: 0, errors: 0, ms: 0, firstError: null };
   const users = Array.from({ length: count }, pickUser);
   if (config?.path === 'repository') {
@@ -278,54 +156,40 @@ async function prepare({ count, maxRate }: { count: number; maxRate: number }): 
 }
 
 const COMPLETE_TASK = 'mutation Complete($id: ID!, $r: JSON) { completeTask(id: $id, result: $r) { id } }';
-const START_TASK = 'mutation Start($i: StartTaskInput!) { startTask(input: $i) { id } }';
 
-/** What the baseline publishes: the `payload` of the frame the service would send for the event. */
+/** What the baseline publishes for a fan-out event: the completion frame's payload. */
 function baselinePayload(step: number, n: number, user: number): string {
-  const now = Date.now();
-  const result = stamp(step, n, user);
-  return JSON.stringify({
-    data: {
-      taskCompleted: {
-        cursor: `${now}-${n}`,
-        replayed: false,
-        task: { id: randomUUID(), status: 'SUCCEEDED', result, finishedAt: new Date(now).toISOString() },
-      },
-    },
-  });
+  return completionPayload(randomUUID(), stamp(step, n, user), n);
 }
 
-async function run({ step, kind, rate, durationS, maxInFlight }: RunArgs): Promise<RunResult> {
+/** The fan-out step's operations: one event each. */
+function fanoutIssuer(
+  step: number,
+  target: number,
+): { total: number; issue: (n: number) => Promise<Outcome> } {
   const path = config?.path;
-  const target = Math.max(1, Math.round(rate * durationS));
-  freshAgent();
-  let issue: (n: number) => Promise<string | null>;
-  let total = target;
-  if (kind === 'e2e') {
-    issue = async (n) => {
-      const user = pickUser();
-      const reply = await graphql(START_TASK, {
-        i: { kind: 'echo', userId: userId(user), input: { value: stamp(step, n, user) } },
-      });
-      return errorText(reply);
-    };
-  } else if (path === 'publish') {
+  if (path === 'publish') {
     const client = redis;
     const k = keys;
     if (!client || !k) throw new Error('not initialised');
-    issue = async (n) => {
-      const user = pickUser();
-      await client.publish(k.live(userId(user)), baselinePayload(step, n, user));
-      return null;
+    return {
+      total: target,
+      issue: async (n) => {
+        const user = pickUser();
+        await client.publish(k.live(userId(user)), baselinePayload(step, n, user));
+        return null;
+      },
     };
-  } else {
-    const tasks = prepared;
-    prepared = [];
-    total = Math.min(target, tasks.length);
-    if (path === 'repository') {
-      const repo = repository;
-      if (!repo) throw new Error('not initialised');
-      issue = async (n) => {
+  }
+  const tasks = prepared;
+  prepared = [];
+  const total = Math.min(target, tasks.length);
+  if (path === 'repository') {
+    const repo = repository;
+    if (!repo) throw new Error('not initialised');
+    return {
+      total,
+      issue: async (n) => {
         const task = tasks[n];
         if (!task) return 'no prepared task';
         // The stamp is taken inside the change, right before the script that appends and publishes.
@@ -333,16 +197,39 @@ async function run({ step, kind, rate, durationS, maxInFlight }: RunArgs): Promi
           externalFinish({ result: stamp(step, n, task.user) }, Date.now())(current),
         );
         return event ? null : `task ${task.id} was not completable`;
-      };
-    } else {
-      issue = async (n) => {
-        const task = tasks[n];
-        if (!task) return 'no prepared task';
-        return errorText(await graphql(COMPLETE_TASK, { id: task.id, r: stamp(step, n, task.user) }));
-      };
-    }
+      },
+    };
   }
-  const result = await paced(total, rate, maxInFlight, durationS * 1000 * 1.25 + 1_000, issue);
+  return {
+    total,
+    issue: async (n) => {
+      const task = tasks[n];
+      if (!task) return 'no prepared task';
+      return errorText(await graphql(COMPLETE_TASK, { id: task.id, r: stamp(step, n, task.user) }));
+    },
+  };
+}
+
+async function run({ step, kind, transport, rate, durationS, maxInFlight }: RunArgs): Promise<RunResult> {
+  http.refresh();
+  const maxIssueMs = durationS * 1000 * 1.25 + 1_000;
+  if (kind === 'e2e') {
+    const plan = await planE2e(transport ?? 'http', step, rate, durationS, senders);
+    const result = await paced(plan.operations, plan.rate, maxInFlight, maxIssueMs, (n) => plan.issue(n));
+    return {
+      target: plan.tasks,
+      sent: result.sent,
+      notIssued: Math.max(0, plan.tasks - result.issued * plan.tasksPerOperation),
+      errors: result.errors,
+      firstError: result.firstError,
+      issueMs: result.issueMs,
+      elapsedMs: result.elapsedMs,
+      achievedRate: achievedRate(result, plan.operations, plan.rate) * plan.tasksPerOperation,
+    };
+  }
+  const target = Math.max(1, Math.round(rate * durationS));
+  const { total, issue } = fanoutIssuer(step, target);
+  const result = await paced(total, rate, maxInFlight, maxIssueMs, issue);
   return {
     target,
     sent: result.sent,
@@ -351,8 +238,7 @@ async function run({ step, kind, rate, durationS, maxInFlight }: RunArgs): Promi
     firstError: result.firstError,
     issueMs: result.issueMs,
     elapsedMs: result.elapsedMs,
-    // n events paced at r/s span (n - 1) / r seconds.
-    achievedRate: result.issued > 1 && result.issueMs > 0 ? ((result.issued - 1) * 1000) / result.issueMs : 0,
+    achievedRate: achievedRate(result, total, rate),
   };
 }
 
@@ -361,7 +247,8 @@ const api: PublisherApi = {
   prepare,
   run,
   close: async () => {
-    agent.destroy();
+    http.close();
+    (await wsClient?.catch(() => null))?.close();
     redis?.disconnect();
     return null;
   },

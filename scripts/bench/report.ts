@@ -1,177 +1,12 @@
-/** The bench report: its JSON shape and the Markdown tables (the latency chart: latency-svg.ts). */
-import type { BenchOptions, SystemName } from './options.js';
-import type { ProfileSummary } from './profile-summary.js';
-import type { FanoutPath } from './protocol.js';
-import type { LatencySummary } from './stats.js';
-
-export interface CpuFigures {
-  /** % of one core over the step's window. */
-  readonly serverPercent: number;
-  readonly loadgenPercent: number;
-  readonly publisherPercent: number;
-  /** The whole Redis server (shared with anything else using it); `null` without Redis. */
-  readonly redisPercent: number | null;
-  /** Every process of the machine, % of one core (cores × 100 is all of it). */
-  readonly machinePercent: number;
-  /** Machine minus the processes above: other load on the shared machine. */
-  readonly otherPercent: number;
-  /** Server CPU per delivered event, µs. */
-  readonly serverUsPerEvent: number;
-}
-
-/** GC work of the server's main thread during a step window, from --trace-gc. */
-export interface GcFigures {
-  readonly scavenges: number;
-  readonly scavengeMs: number;
-  /** Major GCs (mark-compact) finished in the window. */
-  readonly markCompacts: number;
-  /** Their atomic pauses, summed. */
-  readonly majorPauseMs: number;
-  /** Incremental marking done for them, interleaved with JavaScript. */
-  readonly markingMs: number;
-  /** The longest single major pause or marking step. */
-  readonly longestMs: number;
-}
-
-export interface StepReport {
-  readonly phase: 'warmup' | 'fanout' | 'e2e';
-  readonly step: number;
-  readonly rate: number;
-  readonly durationS: number;
-  /** Events (fan-out) or tasks (e2e) the step should send. */
-  readonly target: number;
-  readonly sent: number;
-  readonly notIssued: number;
-  readonly publishErrors: number;
-  readonly firstPublishError: string | null;
-  readonly achievedRate: number;
-  /** Distinct events received. */
-  readonly delivered: number;
-  /** Delivered per second of the step's window. */
-  readonly deliveredRate: number;
-  readonly lost: number;
-  readonly duplicates: number;
-  readonly misrouted: number;
-  readonly latency: LatencySummary;
-  /** See StepReceipt.slices. */
-  readonly slices: { sliceMs: number; count: number; over10ms: number; over50ms: number };
-  /** From the first send to the last event received (or the drain timeout). */
-  readonly windowMs: number;
-  /** Preparation (tasks created before the window), ms; 0 when none. */
-  readonly prepareMs: number;
-  readonly cpu: CpuFigures;
-  readonly gc: GcFigures | null;
-  readonly serverRssBytes: number | null;
-  readonly held: boolean;
-  readonly failures: readonly string[];
-  /** The process that ran out of CPU, if one did (or why none is named). */
-  readonly bottleneck: string;
-}
-
-export interface ConnectionReport {
-  readonly requested: number;
-  readonly subscribed: number;
-  readonly failed: number;
-  readonly firstError: string | null;
-  /** From the first connect until every connection_ack came back and every subscribe was sent. */
-  readonly sentMs: number;
-  /** Until the server reported every subscription in effect; `null` when it cannot tell. */
-  readonly confirmedMs: number | null;
-  readonly confirmedBy: string;
-  readonly serverCpuMs: number;
-  readonly loadgenCpuMs: number;
-  readonly rssBeforeBytes: number | null;
-  readonly rssAfterBytes: number | null;
-  readonly rssPerConnectionBytes: number | null;
-  readonly heapBeforeBytes: number | null;
-  readonly heapAfterBytes: number | null;
-  readonly heapPerConnectionBytes: number | null;
-  readonly heapSource: string;
-}
-
-export interface HeldSummary {
-  /** Highest rate of the ramp held before the first step that was not; 0 when none was. */
-  readonly highestRateHeld: number;
-  /** The first step not held, and why. */
-  readonly endedBy: string;
-  readonly bottleneck: string;
-}
-
-export interface SystemReport {
-  readonly system: SystemName;
-  readonly label: string;
-  readonly fanoutPath: FanoutPath;
-  readonly fanoutPathDescription: string;
-  readonly e2ePathDescription: string | null;
-  readonly connections: ConnectionReport | null;
-  readonly warmup: StepReport | null;
-  readonly fanout: readonly StepReport[];
-  readonly fanoutHeld: HeldSummary | null;
-  readonly e2e: readonly StepReport[];
-  readonly e2eHeld: HeldSummary | null;
-  readonly loadgen: {
-    readonly dropped: number;
-    readonly closeCodes: Record<string, number>;
-    readonly late: number;
-    readonly errorFrames: number;
-    readonly completeFrames: number;
-    readonly firstErrorFrame: string | null;
-  } | null;
-  readonly profiles: readonly ScopedProfile[];
-  /** With --heap-snapshot: what each connection adds to the heap, by object kind, largest first. */
-  readonly heapPerConnectionByKind: readonly HeapKindPerConnection[] | null;
-  readonly error: string | null;
-}
-
-export interface HeapKindPerConnection {
-  /** Constructor name, `(closure) name`, or a V8 node type such as `(string)` or `(array)`. */
-  readonly kind: string;
-  readonly objectsPerConnection: number;
-  readonly bytesPerConnection: number;
-}
-
-/** A CPU profile summary over the server's whole life or only over the windows of one phase. */
-export interface ScopedProfile {
-  readonly scope: string;
-  readonly summary: ProfileSummary;
-}
-
-export interface RatioReport {
-  readonly system: SystemName;
-  readonly openSubscribe: number | null;
-  readonly rssPerConnection: number | null;
-  readonly heapPerConnection: number | null;
-  readonly highestRateHeld: number | null;
-  /** Per fan-out rate both systems ran: p99 and server µs/event, service over baseline. */
-  readonly perRate: readonly { rate: number; p99: number | null; serverUsPerEvent: number | null }[];
-}
-
-export interface BenchReport {
-  readonly version: 1;
-  readonly startedAt: string;
-  readonly finishedAt: string;
-  readonly options: BenchOptions;
-  readonly environment: {
-    readonly node: string;
-    readonly platform: string;
-    readonly cpus: number;
-    readonly cpuModel: string;
-    readonly memTotalBytes: number;
-    readonly loadAverageBefore: readonly number[];
-    readonly loadAverageAfter: readonly number[];
-    readonly fdHardLimit: number;
-    readonly redisVersion: string | null;
-    readonly gitRevision: string | null;
-  };
-  readonly systems: readonly SystemReport[];
-  readonly ratios: readonly RatioReport[];
-  readonly notes: readonly string[];
-}
-
-const ratio = (a: number | null | undefined, b: number | null | undefined) =>
-  a === null || a === undefined || b === null || b === undefined || b === 0
-    ? null
-    : Math.round((a / b) * 100) / 100;
+/**
+ * The bench report in Markdown, and the fan-out ratios to the baseline (its shape: report-shape.ts;
+ * the end-to-end section: e2e-report.ts; the latency chart: latency-svg.ts).
+ */
+import { renderE2eSection } from './e2e-report.js';
+import { fmt, kb, mb, table, times } from './markdown-table.js';
+import type { BenchReport, RatioReport, SystemReport } from './report-shape.js';
+import { ratio } from './stats.js';
+import { stepTable } from './step-table.js';
 
 export function computeRatios(systems: readonly SystemReport[]): RatioReport[] {
   const base = systems.find((s) => s.system === 'baseline');
@@ -205,79 +40,6 @@ export function computeRatios(systems: readonly SystemReport[]): RatioReport[] {
     }));
 }
 
-// ---------------------------------------------------------------- Markdown
-
-const fmt = (value: number | null | undefined, decimals = 0) =>
-  value === null || value === undefined || !Number.isFinite(value) ? '—' : value.toFixed(decimals);
-const kb = (bytes: number | null | undefined) =>
-  bytes === null || bytes === undefined ? '—' : `${(bytes / 1024).toFixed(1)} KB`;
-const mb = (bytes: number | null | undefined) =>
-  bytes === null || bytes === undefined ? '—' : `${(bytes / 1024 / 1024).toFixed(0)} MB`;
-const times = (value: number | null | undefined) =>
-  value === null || value === undefined ? '—' : `${value.toFixed(2)}×`;
-
-function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
-  return [
-    `| ${header.join(' | ')} |`,
-    `| ${header.map(() => '---').join(' | ')} |`,
-    ...rows.map((row) => `| ${row.join(' | ')} |`),
-  ].join('\n');
-}
-
-function stepRows(steps: readonly StepReport[], base: readonly StepReport[] | null): string[][] {
-  return steps.map((step) => {
-    const other = base?.find((b) => b.rate === step.rate);
-    const row = [
-      String(step.rate),
-      fmt(step.achievedRate),
-      `${step.delivered}/${step.sent}`,
-      fmt(step.latency.p50, 1),
-      fmt(step.latency.p95, 1),
-      fmt(step.latency.p99, 1),
-      fmt(step.latency.max, 1),
-      `${step.slices.over50ms}/${step.slices.count}`,
-      String(step.lost),
-      String(step.duplicates),
-      `${fmt(step.cpu.serverPercent)}% (${fmt(step.cpu.serverUsPerEvent)} µs/ev)`,
-      `${fmt(step.cpu.loadgenPercent)}%`,
-      `${fmt(step.cpu.publisherPercent)}%`,
-      step.cpu.redisPercent === null ? '—' : `${fmt(step.cpu.redisPercent)}%`,
-      `${fmt(step.cpu.otherPercent)}%`,
-      step.gc
-        ? `${fmt(step.gc.scavengeMs)} ms · ${step.gc.markCompacts} × (${fmt(step.gc.majorPauseMs)} + ${fmt(step.gc.markingMs)} ms), longest ${fmt(step.gc.longestMs)} ms`
-        : '—',
-      step.held ? 'yes' : `**no**: ${step.failures.join('; ')}`,
-    ];
-    if (base) {
-      row.push(
-        other ? times(ratio(step.latency.p99, other.latency.p99)) : '—',
-        other ? times(ratio(step.cpu.serverUsPerEvent, other.cpu.serverUsPerEvent)) : '—',
-      );
-    }
-    return row;
-  });
-}
-
-const STEP_HEADER = [
-  'rate/s',
-  'achieved/s',
-  'delivered/sent',
-  'p50 ms',
-  'p95 ms',
-  'p99 ms',
-  'max ms',
-  'slow slices',
-  'lost',
-  'dup',
-  'server CPU',
-  'loadgen CPU',
-  'publisher CPU',
-  'redis CPU',
-  'other load',
-  'GC: scavenge · major × (pause + marking)',
-  'held',
-];
-
 export function renderMarkdown(report: BenchReport): string {
   const { options, environment: env } = report;
   const base = report.systems.find((s) => s.system === 'baseline') ?? null;
@@ -301,16 +63,7 @@ export function renderMarkdown(report: BenchReport): string {
   out.push('## Summary', '');
   out.push(
     table(
-      [
-        'system',
-        'open+subscribe',
-        'RSS/conn',
-        'heap/conn',
-        'fan-out held (events/s)',
-        'fan-out ended by',
-        'end-to-end held (tasks/s)',
-        'end-to-end ended by',
-      ],
+      ['system', 'open+subscribe', 'RSS/conn', 'heap/conn', 'fan-out held (events/s)', 'fan-out ended by'],
       report.systems.map((s) => [
         s.label,
         s.connections ? `${fmt(s.connections.confirmedMs ?? s.connections.sentMs)} ms` : '—',
@@ -318,15 +71,14 @@ export function renderMarkdown(report: BenchReport): string {
         kb(s.connections?.heapPerConnectionBytes),
         s.fanoutHeld ? String(s.fanoutHeld.highestRateHeld) : '—',
         s.fanoutHeld ? `${s.fanoutHeld.endedBy} — bottleneck: ${s.fanoutHeld.bottleneck}` : '—',
-        s.e2eHeld ? String(s.e2eHeld.highestRateHeld) : '—',
-        s.e2eHeld ? `${s.e2eHeld.endedBy} — bottleneck: ${s.e2eHeld.bottleneck}` : '—',
       ]),
     ),
     '',
   );
+  out.push(...renderE2eSection(report));
 
   if (report.ratios.length > 0) {
-    out.push('## Ratios to the baseline (service ÷ baseline)', '');
+    out.push('## Fan-out ratios to the baseline (service ÷ baseline)', '');
     const rates = [...new Set(report.ratios.flatMap((r) => r.perRate.map((p) => p.rate)))].sort(
       (a, b) => a - b,
     );
@@ -393,7 +145,7 @@ export function renderMarkdown(report: BenchReport): string {
   for (const s of report.systems) {
     out.push(`## ${s.label}`, '');
     out.push(`- fan-out path: ${s.fanoutPathDescription}`);
-    if (s.e2ePathDescription) out.push(`- end-to-end path: ${s.e2ePathDescription}`);
+    for (const run of s.e2e) out.push(`- end-to-end path (${run.transport}): ${run.description}`);
     if (s.error) out.push(`- **error**: ${s.error}`);
     if (s.loadgen) {
       out.push(
@@ -404,10 +156,9 @@ export function renderMarkdown(report: BenchReport): string {
       );
     }
     out.push('');
-    const withBase = s.system !== 'baseline' && base ? base.fanout : null;
-    const header = withBase ? [...STEP_HEADER, 'p99 ×base', 'CPU/ev ×base'] : STEP_HEADER;
+    const withBase = s.system !== 'baseline' && base && base.fanout.length > 0 ? base.fanout : null;
     if (s.fanout.length > 0) {
-      out.push('### Fan-out', '', table(header, stepRows(s.fanout, withBase)), '');
+      out.push('### Fan-out', '', stepTable(s.fanout, withBase, 'server'), '');
       if (s.fanoutHeld) {
         out.push(
           `Highest rate held: **${s.fanoutHeld.highestRateHeld}/s**; ${s.fanoutHeld.endedBy}; bottleneck: ${s.fanoutHeld.bottleneck}.`,
@@ -415,19 +166,18 @@ export function renderMarkdown(report: BenchReport): string {
         );
       }
     }
-    if (s.e2e.length > 0) {
+    const e2eBase = base?.e2e[0] ?? null;
+    for (const run of s.e2e) {
       out.push(
-        '### End to end (startTask echo → completion on the socket)',
+        `### End to end, ${run.transport === 'baseline' ? 'POST /tasks' : run.transport} (echo task → completion on the socket)`,
         '',
-        table(STEP_HEADER, stepRows(s.e2e, null)),
+        stepTable(run.steps, s.system !== 'baseline' && e2eBase ? e2eBase.steps : null, 'system'),
+        '',
+        `Saturation: **${run.figures.saturationTasksPerS}${run.figures.saturationIsRampEnd ? '+' : ''} tasks/s**; ` +
+          `held at p99 ≤ 100 ms: **${run.figures.heldAt100MsTasksPerS} tasks/s**; ${run.held.endedBy.replace('not held', 'not sustained')}; ` +
+          `bottleneck: ${run.held.bottleneck}.`,
         '',
       );
-      if (s.e2eHeld) {
-        out.push(
-          `Highest rate held: **${s.e2eHeld.highestRateHeld} tasks/s**; ${s.e2eHeld.endedBy}; bottleneck: ${s.e2eHeld.bottleneck}.`,
-          '',
-        );
-      }
     }
     if (s.heapPerConnectionByKind) {
       const total = s.heapPerConnectionByKind.reduce((sum, k) => sum + k.bytesPerConnection, 0);

@@ -1,4 +1,4 @@
-/** Latency summaries and compact growable arrays. */
+/** Latency summaries, compact growable arrays and small number helpers. */
 
 export interface LatencySummary {
   readonly count: number;
@@ -73,6 +73,12 @@ export function summarize(values: Float64Array): LatencySummary {
     mean: round(sorted.length > 0 ? sum / sorted.length : 0),
   };
 }
+
+/** a ÷ b to 2 decimals; `null` when either is missing or b is 0. */
+export const ratio = (a: number | null | undefined, b: number | null | undefined): number | null =>
+  a === null || a === undefined || b === null || b === undefined || b === 0
+    ? null
+    : Math.round((a / b) * 100) / 100;
 
 /** Rounds to 3 decimals (µs resolution for milliseconds). */
 export function round(value: number, decimals = 3): number {

@@ -4,19 +4,27 @@
  */
 import os from 'node:os';
 import type { Redis } from 'ioredis';
+import { E2E_RATE_TOLERANCE, e2eFigures } from './e2e-summary.js';
 import type { GcCounter } from './gc-counter.js';
 import { log } from './log.js';
 import type { BenchOptions, SystemName } from './options.js';
-import type { FanoutPath, LoadGenApi, PublisherApi, RunResult, StepReceipt } from './protocol.js';
+import type {
+  E2eTransport,
+  FanoutPath,
+  LoadGenApi,
+  PublisherApi,
+  RunResult,
+  StepReceipt,
+} from './protocol.js';
 import { redisCpuMs } from './redis-admin.js';
-import type { CpuFigures, HeldSummary, StepReport } from './report.js';
+import type { CpuFigures, E2eFigures, HeldSummary, StepReport } from './report-shape.js';
 import type { RpcClient } from './rpc.js';
 import { round } from './stats.js';
 import { machineCpu, monotonicUs, nowMs, pollUntil, processCpuMs, processRssBytes } from './sys.js';
 
 /** Tasks per second the publisher creates while preparing a fan-out step. */
 const PREPARE_RATE = 8_000;
-/** A step counts as sent at its rate when the publisher issued at least this share of it. */
+/** A fan-out step counts as sent at its rate when the publisher issued at least this share of it. */
 const RATE_TOLERANCE = 0.95;
 /** CPU share of one core above which a process is named the bottleneck. */
 const SATURATED_PERCENT = 85;
@@ -29,6 +37,8 @@ export interface StepContext {
   readonly lg: RpcClient<LoadGenApi>;
   readonly pub: RpcClient<PublisherApi>;
   readonly serverPid: number;
+  /** The end-to-end baseline's worker process, counted with the system under test. */
+  readonly workerPid: number | null;
   readonly publisherPid: number;
   /** `null` when the system runs without Redis. */
   readonly redis: Redis | null;
@@ -42,6 +52,7 @@ export interface StepContext {
 interface CpuSnapshot {
   readonly at: number;
   readonly server: number;
+  readonly worker: number | null;
   readonly loadgen: number;
   readonly publisher: number;
   readonly redis: number | null;
@@ -58,10 +69,11 @@ export class StepRunner {
   }
 
   async #snapshot(): Promise<CpuSnapshot> {
-    const { serverPid, publisherPid, lg, redis } = this.#ctx;
+    const { serverPid, workerPid, publisherPid, lg, redis } = this.#ctx;
     return {
       at: nowMs(),
       server: processCpuMs(serverPid) ?? 0,
+      worker: workerPid === null ? null : (processCpuMs(workerPid) ?? 0),
       loadgen: (await lg.call('cpu', null)).cpuMs,
       publisher: processCpuMs(publisherPid) ?? 0,
       redis: await redisCpuMs(redis).catch(() => null),
@@ -85,9 +97,20 @@ export class StepRunner {
     );
   }
 
-  /** One step at `rate` for `durationS` seconds. */
-  async run(phase: StepReport['phase'], rate: number, durationS: number): Promise<StepReport> {
+  /**
+   * One step at `rate` for `durationS` seconds. It is held when nothing is lost, duplicated or
+   * refused, the publisher kept its rate, and p99 ≤ --max-p99; an end-to-end step (started over
+   * `transport`) is held when sustained: issued at ≥ 98 % of the rate, p99 ≤ the saturation limit.
+   */
+  async run(
+    phase: StepReport['phase'],
+    rate: number,
+    durationS: number,
+    transport: E2eTransport | null = null,
+  ): Promise<StepReport> {
     const { system, options, fanoutPath, lg, pub, gc, serverPid } = this.#ctx;
+    const maxP99Ms = phase === 'e2e' ? options.saturationP99Ms : options.maxP99Ms;
+    const rateTolerance = phase === 'e2e' ? E2E_RATE_TOLERANCE : RATE_TOLERANCE;
     const step = ++this.#stepNo;
     let prepareMs = 0;
     if (phase !== 'e2e' && fanoutPath !== 'publish') {
@@ -106,6 +129,7 @@ export class StepRunner {
       {
         step,
         kind: phase === 'e2e' ? 'e2e' : 'fanout',
+        transport,
         rate,
         durationS,
         maxInFlight: fanoutPath === 'api' || phase === 'e2e' ? 256 : 2_000,
@@ -128,24 +152,30 @@ export class StepRunner {
     const loadgenMs = after.loadgen - before.loadgen;
     const publisherMs = after.publisher - before.publisher;
     const redisMs = before.redis === null || after.redis === null ? null : after.redis - before.redis;
+    const workerMs = before.worker === null || after.worker === null ? null : after.worker - before.worker;
     const machineMs = after.machine.busyMs - before.machine.busyMs;
+    const systemMs = serverMs + (workerMs ?? 0) + (redisMs ?? 0);
+    const perEvent = (ms: number) => (receipt.unique > 0 ? round((ms * 1000) / receipt.unique, 1) : 0);
     const cpu: CpuFigures = {
       serverPercent: pct(serverMs),
       loadgenPercent: pct(loadgenMs),
       publisherPercent: pct(publisherMs),
       redisPercent: redisMs === null ? null : pct(redisMs),
+      workerPercent: workerMs === null ? null : pct(workerMs),
       machinePercent: pct(machineMs),
-      otherPercent: pct(Math.max(0, machineMs - serverMs - loadgenMs - publisherMs - (redisMs ?? 0))),
-      serverUsPerEvent: receipt.unique > 0 ? round((serverMs * 1000) / receipt.unique, 1) : 0,
+      otherPercent: pct(Math.max(0, machineMs - systemMs - loadgenMs - publisherMs)),
+      serverUsPerEvent: perEvent(serverMs),
+      systemUsPerEvent: perEvent(systemMs),
+      redisUsPerEvent: redisMs === null ? null : perEvent(redisMs),
     };
     const lost = Math.max(0, result.sent - receipt.unique);
     const failures: string[] = [];
     if (lost > 0) failures.push(`${lost} lost`);
     if (receipt.duplicates > 0) failures.push(`${receipt.duplicates} duplicates`);
     if (receipt.misrouted > 0) failures.push(`${receipt.misrouted} misrouted`);
-    if (receipt.latency.p99 > options.maxP99Ms) failures.push(`p99 ${receipt.latency.p99} ms`);
+    if (receipt.latency.p99 > maxP99Ms) failures.push(`p99 ${receipt.latency.p99} ms`);
     if (result.errors > 0) failures.push(`${result.errors} send errors (${result.firstError ?? ''})`);
-    if (result.notIssued > 0 || result.achievedRate < rate * RATE_TOLERANCE) {
+    if (result.notIssued > 0 || result.achievedRate < rate * rateTolerance) {
       failures.push(`publisher reached ${Math.round(result.achievedRate)}/s`);
     }
     const stepReport: StepReport = {
@@ -186,30 +216,48 @@ export class StepRunner {
     };
     const named = { ...stepReport, bottleneck: nameBottleneck(stepReport, system) };
     log(
-      `${system} ${phase} ${rate}/s: ${receipt.unique}/${result.sent} delivered, p50 ${receipt.latency.p50} p99 ${receipt.latency.p99} max ${receipt.latency.max} ms, ` +
-        `server ${cpu.serverPercent}% (${cpu.serverUsPerEvent} µs/ev), loadgen ${cpu.loadgenPercent}%, publisher ${cpu.publisherPercent}%` +
+      `${system} ${phase}${transport ? ` ${transport}` : ''} ${rate}/s: ${receipt.unique}/${result.sent} delivered, p50 ${receipt.latency.p50} p99 ${receipt.latency.p99} max ${receipt.latency.max} ms, ` +
+        `server ${cpu.serverPercent}% (${cpu.serverUsPerEvent} µs/ev)` +
+        `${cpu.workerPercent === null ? '' : `, worker ${cpu.workerPercent}%`}, system ${cpu.systemUsPerEvent} µs/ev, loadgen ${cpu.loadgenPercent}%, publisher ${cpu.publisherPercent}%` +
         `${cpu.redisPercent === null ? '' : `, redis ${cpu.redisPercent}%`}, other ${cpu.otherPercent}%` +
         `${named.held ? '' : ` — NOT HELD: ${failures.join('; ')}`}`,
     );
     return named;
   }
 
-  /** Steps at `rates` in order until one is not held (fan-out rates up to --always-up-to run regardless). */
-  async ramp(
-    phase: 'fanout' | 'e2e',
-    rates: readonly number[],
-  ): Promise<{ steps: StepReport[]; held: HeldSummary }> {
+  /** Fan-out steps at `rates` in order until one is not held (those up to --always-up-to run regardless). */
+  async rampFanout(rates: readonly number[]): Promise<{ steps: StepReport[]; held: HeldSummary }> {
     const { options } = this.#ctx;
     const steps: StepReport[] = [];
     let failed = false;
     for (const rate of rates) {
-      if (failed && (phase === 'e2e' || rate > options.alwaysUpTo)) break;
+      if (failed && rate > options.alwaysUpTo) break;
       if (this.#ctx.serverExited()) break;
-      const step = await this.run(phase, rate, options.durationS);
+      const step = await this.run('fanout', rate, options.durationS);
       steps.push(step);
       failed ||= !step.held;
     }
     return { steps, held: summarizeHeld(steps, rates) };
+  }
+
+  /** End-to-end steps over `transport` at `rates` in order until one is not sustained. */
+  async rampE2e(
+    rates: readonly number[],
+    transport: E2eTransport,
+  ): Promise<{ steps: StepReport[]; held: HeldSummary; figures: E2eFigures }> {
+    const { options } = this.#ctx;
+    const steps: StepReport[] = [];
+    for (const rate of rates) {
+      if (this.#ctx.serverExited()) break;
+      const step = await this.run('e2e', rate, options.durationS, transport);
+      steps.push(step);
+      if (!step.held) break;
+    }
+    return {
+      steps,
+      held: summarizeHeld(steps, rates),
+      figures: e2eFigures(steps, rates, options.saturationP99Ms),
+    };
   }
 }
 
@@ -220,6 +268,7 @@ function nameBottleneck(step: StepReport, system: SystemName): string {
     [system === 'baseline' ? 'baseline server' : `service (${system})`, cpu.serverPercent],
     ['load generator', cpu.loadgenPercent],
     ['publisher', cpu.publisherPercent],
+    ...(cpu.workerPercent === null ? [] : ([['baseline worker', cpu.workerPercent]] as [string, number][])),
     ...(cpu.redisPercent === null ? [] : ([['Redis', cpu.redisPercent]] as [string, number][])),
   ];
   processes.sort((a, b) => b[1] - a[1]);
