@@ -86,6 +86,11 @@ export function createGraphQLEndpoint({
     landingPage: false,
     logging: false,
     cors: createOriginPolicy(config).cors,
+    // The router has read the body within MAX_BODY_BYTES (`readBoundedBody`) before yoga sees it.
+    // yoga's own limit would pipe that buffer through a counting TransformStream (a node stream
+    // pipeline, its AbortSignal and a DOMException at its end, per request) and lose the body's
+    // buffer fast path for `request.json()`.
+    maxRequestBodySize: false,
     plugins: [
       useRequestParseErrors(),
       ...queryLimitPlugins({
