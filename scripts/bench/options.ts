@@ -47,7 +47,7 @@ export interface BenchOptions {
   readonly drainMs: number;
   /** Longest wait for the server to go idle before a step. */
   readonly quietMs: number;
-  /** Seconds of the unreported warm-up step at the lowest rate. */
+  /** Seconds of the unreported warm-up step before the fan-out ramp and before each end-to-end ramp. */
   readonly warmupS: number;
   /** Fan-out rates up to this one run even after a step was not held (the ramp's result still ends there). */
   readonly alwaysUpTo: number;
@@ -77,7 +77,8 @@ export const USAGE = `npm run bench -- [options]
   --cpu-prof            run the service with --cpu-prof; summary in the report, profiles in DIR/profiles
   --heap-snapshot       heap snapshots before and after the connections (at most 2,000): bytes per connection by kind
   --no-trace-gc         do not count GC pauses (--trace-gc)
-  --warmup S            seconds of the unreported warm-up step (0: none), default 3 (quick: 0)
+  --warmup S            seconds of the unreported warm-up step before the fan-out ramp and before each
+                        end-to-end ramp (0: none), default 3 (quick: 0)
   --seed N              user selection seed, default 1`;
 
 function numberList(raw: string, name: string): number[] {

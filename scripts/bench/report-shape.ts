@@ -103,6 +103,8 @@ export interface E2eRun {
   /** The service's transport; `baseline` for the baseline's plain `POST /tasks`. */
   readonly transport: E2eTransport | 'baseline';
   readonly description: string;
+  /** The unreported warm-up step before the ramp (--warmup); `null` with --warmup 0. */
+  readonly warmup: StepReport | null;
   /** `held` on these steps means sustained: see {@link E2eFigures}. */
   readonly steps: readonly StepReport[];
   readonly held: HeldSummary;

@@ -78,7 +78,7 @@ export function renderMarkdown(report: BenchReport): string {
   out.push(...renderE2eSection(report));
 
   if (report.ratios.length > 0) {
-    out.push('## Fan-out ratios to the baseline (service ÷ baseline)', '');
+    out.push('## Connection and fan-out ratios to the baseline (service ÷ baseline)', '');
     const rates = [...new Set(report.ratios.flatMap((r) => r.perRate.map((p) => p.rate)))].sort(
       (a, b) => a - b,
     );

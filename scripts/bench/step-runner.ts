@@ -99,8 +99,9 @@ export class StepRunner {
 
   /**
    * One step at `rate` for `durationS` seconds. It is held when nothing is lost, duplicated or
-   * refused, the publisher kept its rate, and p99 ≤ --max-p99; an end-to-end step (started over
-   * `transport`) is held when sustained: issued at ≥ 98 % of the rate, p99 ≤ the saturation limit.
+   * refused, the publisher kept its rate, and p99 ≤ --max-p99; an end-to-end step (one with a
+   * `transport`, warm-up or not) is held when sustained: issued at ≥ 98 % of the rate, p99 ≤ the
+   * saturation limit.
    */
   async run(
     phase: StepReport['phase'],
@@ -109,11 +110,13 @@ export class StepRunner {
     transport: E2eTransport | null = null,
   ): Promise<StepReport> {
     const { system, options, fanoutPath, lg, pub, gc, serverPid } = this.#ctx;
-    const maxP99Ms = phase === 'e2e' ? options.saturationP99Ms : options.maxP99Ms;
-    const rateTolerance = phase === 'e2e' ? E2E_RATE_TOLERANCE : RATE_TOLERANCE;
+    // A warm-up step with a transport warms the end-to-end path.
+    const e2e = transport !== null;
+    const maxP99Ms = e2e ? options.saturationP99Ms : options.maxP99Ms;
+    const rateTolerance = e2e ? E2E_RATE_TOLERANCE : RATE_TOLERANCE;
     const step = ++this.#stepNo;
     let prepareMs = 0;
-    if (phase !== 'e2e' && fanoutPath !== 'publish') {
+    if (!e2e && fanoutPath !== 'publish') {
       const count = Math.max(1, Math.round(rate * durationS));
       const prepared = await pub.call('prepare', { count, maxRate: PREPARE_RATE }, 600_000);
       prepareMs = Math.round(prepared.ms);
@@ -128,18 +131,18 @@ export class StepRunner {
       'run',
       {
         step,
-        kind: phase === 'e2e' ? 'e2e' : 'fanout',
+        kind: e2e ? 'e2e' : 'fanout',
         transport,
         rate,
         durationS,
-        maxInFlight: fanoutPath === 'api' || phase === 'e2e' ? 256 : 2_000,
+        maxInFlight: fanoutPath === 'api' || e2e ? 256 : 2_000,
       },
       durationS * 2_000 + 120_000,
     );
     // Events not in by the drain time count as lost (their latency would fail the step anyway).
     await pollUntil(
       async () => (await lg.call('progress', { step })).unique >= result.sent,
-      phase === 'e2e' ? options.drainMs * 2 : options.drainMs,
+      e2e ? options.drainMs * 2 : options.drainMs,
       20,
     );
     const after = await this.#snapshot();
@@ -240,12 +243,20 @@ export class StepRunner {
     return { steps, held: summarizeHeld(steps, rates) };
   }
 
-  /** End-to-end steps over `transport` at `rates` in order until one is not sustained. */
+  /**
+   * End-to-end steps over `transport` at `rates` in order until one is not sustained, after an
+   * unreported warm-up step (--warmup) at the first rate (at most 250/s), so that the first rate is
+   * not measured on cold code and fresh connections.
+   */
   async rampE2e(
     rates: readonly number[],
     transport: E2eTransport,
-  ): Promise<{ steps: StepReport[]; held: HeldSummary; figures: E2eFigures }> {
+  ): Promise<{ warmup: StepReport | null; steps: StepReport[]; held: HeldSummary; figures: E2eFigures }> {
     const { options } = this.#ctx;
+    const warmup =
+      options.warmupS > 0
+        ? await this.run('warmup', Math.min(rates[0] ?? 100, 250), options.warmupS, transport)
+        : null;
     const steps: StepReport[] = [];
     for (const rate of rates) {
       if (this.#ctx.serverExited()) break;
@@ -254,6 +265,7 @@ export class StepRunner {
       if (!step.held) break;
     }
     return {
+      warmup,
       steps,
       held: summarizeHeld(steps, rates),
       figures: e2eFigures(steps, rates, options.saturationP99Ms),
