@@ -25,7 +25,7 @@ export interface BenchOptions {
   readonly e2e: boolean;
   /** How the end-to-end phase starts the service's tasks, each its own ramp. */
   readonly e2eTransports: readonly E2eTransport[];
-  /** WORKER_CONCURRENCY of the service. */
+  /** WORKER_CONCURRENCY of the service, and the end-to-end baseline worker's concurrency. */
   readonly workers: number;
   /** A step is held when its p99 is at most this (ms) and nothing is lost. */
   readonly maxP99Ms: number;
@@ -60,7 +60,7 @@ export const USAGE = `npm run bench -- [options]
   --connections N       connections (one user each), default 10000
   --duration S          seconds per rate step, default 10
   --rates LIST          fan-out rates per second, default 100,250,500,1000,2000,3000,5000,7500,10000,15000,20000,30000,40000,60000
-  --e2e-rates LIST      end-to-end startTask rates per second, default 100,250,500,1000,1500,2000,3000,5000
+  --e2e-rates LIST      end-to-end rates in tasks per second, default 100,250,500,1000,1500,2000,3000,5000
   --always-up-to R      fan-out rates up to R run even after a step was not held (for the ratios at 1000/s), default 1000
   --mode M              embedded | redis | both (default both when Redis answers, else embedded)
   --out DIR             report directory, default bench-results
@@ -71,7 +71,7 @@ export const USAGE = `npm run bench -- [options]
   --e2e-transports LIST how the end-to-end phase starts tasks, each its own ramp: http (startTask over
                         HTTP), ws (startTask over graphql-ws), bulk (startTasks, 100 per call over HTTP);
                         default http,ws,bulk
-  --workers N           WORKER_CONCURRENCY of the service, default 32
+  --workers N           WORKER_CONCURRENCY of the service and the baseline worker's concurrency, default 32
   --max-p99 MS          p99 above this ends the ramp, default 100 (end to end: default 1000, the
                         saturation limit; the end-to-end "held" rate is always at p99 <= 100 ms)
   --cpu-prof            run the service with --cpu-prof; summary in the report, profiles in DIR/profiles

@@ -39,10 +39,12 @@ export async function runSystem(
   notes: string[],
   compiled: CompiledServers,
 ): Promise<SystemReport> {
-  const label =
-    system === 'baseline' ? 'baseline (raw ws + ioredis; BullMQ end to end)' : `service, ${system} mode`;
   const fanout = options.fanout && (system !== 'baseline' || options.baseline);
   const e2e = options.e2e && (system !== 'baseline' || options.e2eBaseline);
+  const label =
+    system === 'baseline'
+      ? `baseline (${[fanout ? 'raw ws + ioredis' : '', e2e ? 'http → BullMQ → worker → raw ws' : ''].filter(Boolean).join('; ')})`
+      : `service, ${system} mode`;
   const paths = SYSTEM_PATHS[system];
   /** Monotonic µs intervals of the measured step windows, to cut the CPU profile to them. */
   const windows = {
