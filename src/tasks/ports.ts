@@ -49,8 +49,13 @@ export interface TaskRepository {
   findByIdempotencyKey(userId: string, key: string): Promise<Task | null>;
   get(id: string): Promise<Task | null>;
   list(query: TaskListQuery): Promise<TaskPage>;
-  /** Applies `change` atomically; returns the stored task and its event, or `null` when nothing changed. */
-  transition(id: string, change: TaskChange): Promise<TaskEvent | null>;
+  /**
+   * Applies `change` atomically; returns the stored task and its event, or `null` when nothing
+   * changed. `seen` is the task as the caller last saw it (the one it claimed, the one a job
+   * carries): while it is still the stored version, a store that would read the task first may
+   * apply `change` to it directly. It is only a hint; the change always applies to the stored task.
+   */
+  transition(id: string, change: TaskChange, seen?: Task): Promise<TaskEvent | null>;
   /**
    * Events of `userId` after `after` (exclusive; `null` = from the start of the retained log),
    * oldest first. Throws `CursorExpiredError` when events after the cursor were trimmed, and

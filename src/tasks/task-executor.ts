@@ -33,6 +33,8 @@ export async function executeTask(
   { repository, kinds, logger, now = Date.now }: ExecutorDeps,
 ): Promise<RunOutcome> {
   const attempt = task.attempts;
+  /** The task as this run last wrote it: each write hands it to the store, which may then skip a read. */
+  let seen = task;
   const kind = kinds.get(task.kind);
   if (!kind?.handler) {
     await repository.transition(
@@ -55,9 +57,11 @@ export async function executeTask(
     pendingProgress = undefined;
     lastProgressWrite = now();
     progressWrites = progressWrites
-      .then(() => repository.transition(task.id, transitions.reportProgress(attempt, progress)))
+      .then(() => repository.transition(task.id, transitions.reportProgress(attempt, progress), seen))
       .then(
-        () => undefined,
+        (event) => {
+          if (event) seen = event.task;
+        },
         (err: unknown) => logger.warn('progress write failed', { taskId: task.id, err }),
       );
   };
@@ -108,6 +112,7 @@ export async function executeTask(
     const written = await repository.transition(
       task.id,
       transitions.succeed(attempt, (outcome.result ?? null) as Task['result'], now()),
+      seen,
     );
     return { type: written ? 'succeeded' : 'cancelled' };
   }
@@ -115,7 +120,7 @@ export async function executeTask(
   const cause = abort.signal.aborted ? (abort.signal.reason as AbortCause) : undefined;
   if (cause === 'cancelled') return { type: 'cancelled' };
   if (cause === 'shutdown') {
-    await repository.transition(task.id, transitions.handBack(attempt, now()));
+    await repository.transition(task.id, transitions.handBack(attempt, now()), seen);
     return { type: 'handed-back' };
   }
   const failure = describeFailure(outcome.error, cause, kind.timeoutMs);
@@ -123,11 +128,11 @@ export async function executeTask(
   if (retryable && attempt < kind.attempts) {
     const runAt = now() + retryDelay(kind.backoff, attempt);
     logger.info('task attempt failed; retrying', { taskId: task.id, attempt, code: failure.code, runAt });
-    const event = await repository.transition(task.id, transitions.retry(attempt, runAt));
+    const event = await repository.transition(task.id, transitions.retry(attempt, runAt), seen);
     return event ? { type: 'retry', task: event.task } : { type: 'cancelled' };
   }
   logger.info('task failed', { taskId: task.id, attempt, code: failure.code });
-  const written = await repository.transition(task.id, transitions.fail(attempt, failure, now()));
+  const written = await repository.transition(task.id, transitions.fail(attempt, failure, now()), seen);
   return { type: written ? 'failed' : 'cancelled' };
 }
 

@@ -186,7 +186,8 @@ export class SqliteRepository implements TaskRepository {
     };
   }
 
-  async transition(id: string, change: TaskChange): Promise<TaskEvent | null> {
+  /** `seen` is not needed: the task is read inside the same transaction, without a round trip. */
+  async transition(id: string, change: TaskChange, _seen?: Task): Promise<TaskEvent | null> {
     const transitioned = await this.#commits.run(() => this.#transitionNow(id, change));
     if (!transitioned) return null;
     this.#publish(transitioned.event, transitioned.previous);

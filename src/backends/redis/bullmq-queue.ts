@@ -31,6 +31,11 @@ const EVENTS_STREAM_LENGTH = 100;
 
 interface RunJob {
   readonly taskId: string;
+  /**
+   * The task as it was queued: the worker claims it without reading it first while it is still
+   * the stored version. Absent from jobs queued by earlier versions.
+   */
+  readonly task?: Task;
 }
 
 export interface BullmqQueueOptions {
@@ -78,7 +83,7 @@ export class BullmqQueue implements TaskQueue {
     const now = Date.now();
     const jobs = tasks.map((task) => ({
       name: 'run',
-      data: { taskId: task.id },
+      data: { taskId: task.id, task },
       opts: {
         // One job per queued period: the version changes with every transition.
         jobId: `${task.id}-v${task.version}`,
@@ -174,9 +179,9 @@ export class BullmqQueue implements TaskQueue {
 
   async #process(job: Job<RunJob>): Promise<void> {
     const { repository, kinds, logger } = this.#options;
-    const { taskId } = job.data;
+    const { taskId, task: queued } = job.data;
     if (this.#running.has(taskId)) return;
-    const claimed = await repository.transition(taskId, claimForRun(kinds, Date.now()));
+    const claimed = await repository.transition(taskId, claimForRun(kinds, Date.now()), queued);
     if (!claimed || claimed.task.status !== TaskStatus.Running) return;
     const abort = new AbortController();
     this.#running.set(taskId, abort);

@@ -208,13 +208,23 @@ export class RedisRepository implements TaskRepository {
     };
   }
 
-  async transition(id: string, change: TaskChange): Promise<TaskEvent | null> {
-    const userId = await this.#ownerOf(id);
+  /**
+   * Reads the task, applies `change` and writes it with a version check, again while another
+   * writer got there first. With `seen`, the first attempt applies `change` to it without reading:
+   * one round trip less when it is still current (the usual case for a worker).
+   */
+  async transition(id: string, change: TaskChange, seen?: Task): Promise<TaskEvent | null> {
+    let guess = seen?.id === id ? seen : undefined;
+    const userId = guess?.userId ?? (await this.#ownerOf(id));
     if (userId === null) return null;
     for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
-      const current = await this.#read(userId, id);
+      const guessed = guess !== undefined;
+      const current = guess ?? (await this.#read(userId, id));
+      guess = undefined;
       if (!current) return null;
       const next = change(current);
+      // Nothing to do to the task as seen: the stored one decides.
+      if (!next && guessed) continue;
       if (!next) return null;
       const stored: Task = { ...next, version: current.version + 1 };
       const appendedAt = Date.now();
