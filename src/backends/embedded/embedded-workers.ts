@@ -128,9 +128,11 @@ export class EmbeddedWorkers implements TaskQueue {
     if (this.#stopped) return;
     this.#searchStore();
     this.#pump();
-    const next = this.#repository.nextDueAt();
-    const wait = next === null ? SWEEP_INTERVAL_MS : Math.min(SWEEP_INTERVAL_MS, next - Date.now());
-    this.#sweepTimer = setTimeout(() => this.#sweep(), Math.max(0, wait));
+    // Earlier when a retry queued before a restart (no timer here holds it) falls due sooner.
+    // Tasks due already are held, or come with the next search.
+    const untilNext = (this.#repository.nextDueAt() ?? Number.POSITIVE_INFINITY) - Date.now();
+    const wait = untilNext > 0 ? Math.min(SWEEP_INTERVAL_MS, untilNext) : SWEEP_INTERVAL_MS;
+    this.#sweepTimer = setTimeout(() => this.#sweep(), wait);
     this.#sweepTimer.unref();
   }
 
