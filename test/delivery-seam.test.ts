@@ -282,6 +282,44 @@ describe('Delivery.completions: gaps in the bus', () => {
     expect(reads()).toBe(2);
     expect(summary(stream.events)).toEqual(lost.map((event) => ({ cursor: event.cursor, replayed: true })));
   });
+  it('should lose nothing when a second gap loses events during the catch-up read and a live event follows it', async () => {
+    const { delivery, complete, bus, onNextRead, tasks } = embeddedParts();
+    const start = await complete('start');
+    const stream = await follow(delivery.completions(viewer, USER, start.cursor));
+    bus.connected = false;
+    const lost = await complete('lost in the first gap');
+    const later: TaskEvent[] = [];
+    onNextRead({
+      after: async () => {
+        bus.connected = false;
+        later.push(await complete('lost in the second gap'));
+        bus.reconnect();
+        // Live, so held while the catch-up reads; passing it on first would skip the one above.
+        later.push(await complete('live after the second gap'));
+      },
+    });
+    bus.reconnect();
+    await waitFor(() => stream.events.length === 3, 'both catch-up reads', 5_000);
+    expect(stream.events.map((event) => event.cursor)).toEqual([lost, ...later].map((event) => event.cursor));
+    expectNoDuplicate(stream.events, tasks);
+  });
+
+  it('should lose nothing when a gap loses events during the first read and a live event follows it', async () => {
+    const { delivery, complete, bus, onNextRead } = embeddedParts();
+    const start = await complete('start');
+    const later: TaskEvent[] = [];
+    onNextRead({
+      after: async () => {
+        bus.connected = false;
+        later.push(await complete('lost during the first read'));
+        bus.reconnect();
+        later.push(await complete('live after it'));
+      },
+    });
+    const stream = await follow(delivery.completions(viewer, USER, start.cursor));
+    await waitFor(() => stream.events.length === 2, 'the second read', 5_000);
+    expect(stream.events.map((event) => event.cursor)).toEqual(later.map((event) => event.cursor));
+  });
 });
 
 describe('Delivery.completions: expired cursors', () => {

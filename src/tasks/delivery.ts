@@ -75,6 +75,18 @@ class CompletionQueue extends AsyncQueue<DeliveredEvent> {
     for (const event of held) this.deliver(event, false);
   }
 
+  /**
+   * Reads the log again while the bus reported a gap during the last read. Live events stay held
+   * until no gap is pending: passing them on earlier would move `lastCursor` past events the
+   * second gap lost, and the next read would start after them.
+   */
+  async rereadWhileGaps(): Promise<void> {
+    while (this.gapWhileReading && this.open) {
+      this.gapWhileReading = false;
+      await this.readLog(this.lastCursor ?? this.baseline);
+    }
+  }
+
   catchUp(): void {
     if (!this.open) return;
     if (this.buffer) {
@@ -82,14 +94,9 @@ class CompletionQueue extends AsyncQueue<DeliveredEvent> {
       return;
     }
     this.buffer = [];
-    this.readLog(this.lastCursor ?? this.baseline).then(
-      () => {
-        this.drainBuffer();
-        if (this.gapWhileReading) {
-          this.gapWhileReading = false;
-          this.catchUp();
-        }
-      },
+    this.gapWhileReading = true;
+    this.rereadWhileGaps().then(
+      () => this.drainBuffer(),
       (error: unknown) =>
         this.fail(error instanceof CursorExpiredError ? cursorExpired(error, this.lastCursor) : error),
     );
@@ -140,16 +147,13 @@ export class Delivery {
     try {
       if (after === null) queue.baseline = await tasks.lastCursor(userId);
       else await queue.readLog(after);
+      await queue.rereadWhileGaps();
     } catch (error) {
       queue.unsubscribe();
-      if (error instanceof CursorExpiredError) throw cursorExpired(error, after);
+      if (error instanceof CursorExpiredError) throw cursorExpired(error, queue.lastCursor ?? after);
       throw error;
     }
     queue.drainBuffer();
-    if (queue.gapWhileReading) {
-      queue.gapWhileReading = false;
-      queue.catchUp();
-    }
     return queue;
   }
 
