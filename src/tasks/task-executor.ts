@@ -16,6 +16,11 @@ export interface ExecutorDeps {
   readonly kinds: KindRegistry;
   readonly logger: Logger;
   readonly now?: () => number;
+  /**
+   * Told once the handler has settled (or could not start), before the outcome is written: the
+   * worker may start another task in its place while the write is on its way.
+   */
+  readonly onSettled?: () => void;
 }
 
 /** What happened to a run, for the worker that drives it. */
@@ -30,13 +35,14 @@ export type RunOutcome =
 export async function executeTask(
   task: Task,
   abort: AbortController,
-  { repository, kinds, logger, now = Date.now }: ExecutorDeps,
+  { repository, kinds, logger, now = Date.now, onSettled }: ExecutorDeps,
 ): Promise<RunOutcome> {
   const attempt = task.attempts;
   /** The task as this run last wrote it: each write hands it to the store, which may then skip a read. */
   let seen = task;
   const kind = kinds.get(task.kind);
   if (!kind?.handler) {
+    onSettled?.();
     await repository.transition(
       task.id,
       transitions.fail(
@@ -103,6 +109,7 @@ export async function executeTask(
   } finally {
     clearTimeout(timeout);
     clearTimeout(progressTimer);
+    onSettled?.();
   }
   // The last value reported lands before the outcome, whatever the throttle held back.
   if (pendingProgress !== undefined && !abort.signal.aborted) writeProgress(pendingProgress);

@@ -19,7 +19,7 @@ const SWEEP_BATCH = 1_000;
 /**
  * The embedded queue: the SQLite store is the truth, and the runner keeps the ids of the tasks it
  * was told are due. `enqueue` adds them (a retry at its `runAt`, by a timer), the pump claims as
- * many as there are free slots by id in one commit and runs them in this process. The store is
+ * many as there are free slots by id in one transaction and runs them in this process. The store is
  * searched only at start, every {@link SWEEP_INTERVAL_MS}, and when the held ids ran out while a
  * search had found more than it took — never on a task's path.
  */
@@ -33,8 +33,10 @@ export class EmbeddedWorkers implements TaskQueue {
   /** Timers of retries due later, by task id. */
   readonly #later = new Map<string, NodeJS.Timeout>();
   #concurrency = 0;
-  #claiming = false;
+  /** Handlers running now (a run whose outcome is still being written no longer counts). */
+  #busy = 0;
   #pumpScheduled = false;
+  #pumpImmediate: NodeJS.Immediate | undefined;
   /** The last search filled a batch: more due tasks may wait in the store. */
   #backlog = false;
   #sweepTimer: NodeJS.Timeout | undefined;
@@ -79,6 +81,7 @@ export class EmbeddedWorkers implements TaskQueue {
   async close(graceMs = 0): Promise<void> {
     this.#stopped = true;
     clearTimeout(this.#sweepTimer);
+    clearImmediate(this.#pumpImmediate);
     for (const timer of this.#later.values()) clearTimeout(timer);
     this.#later.clear();
     if (graceMs > 0 && this.#running.size > 0) {
@@ -151,11 +154,11 @@ export class EmbeddedWorkers implements TaskQueue {
     });
   }
 
-  /** Claims as many held ids as there are free slots, in one commit, and runs what it got. */
+  /** Claims as many held ids as there are free slots, in one transaction, and runs what it got. */
   #pump(): void {
-    if (this.#stopped || this.#claiming) return;
+    if (this.#stopped) return;
     if (this.#due.size === 0 && this.#backlog) this.#searchStore();
-    const free = this.#concurrency - this.#running.size;
+    const free = this.#concurrency - this.#busy;
     if (free <= 0 || this.#due.size === 0) return;
     const ids: string[] = [];
     for (const id of this.#due) {
@@ -164,28 +167,34 @@ export class EmbeddedWorkers implements TaskQueue {
       if (ids.length === free) break;
     }
     if (ids.length === 0) return;
-    this.#claiming = true;
-    this.#repository.claim(ids, claimIfDue(Date.now())).then(
-      (claimed) => {
-        this.#claiming = false;
-        for (const task of claimed) this.#run(task);
-        this.#schedulePump();
-      },
-      (err: unknown) => {
-        // The ids stay held; the next sweep tries again, so a failing store is not hammered.
-        this.#claiming = false;
-        for (const id of ids) this.#due.add(id);
-        this.#logger.error('claiming tasks failed', { err });
-      },
-    );
+    let claimed: Task[];
+    try {
+      claimed = this.#repository.claim(ids, claimIfDue(Date.now()));
+    } catch (err) {
+      // The ids stay held; the next sweep tries again, so a failing store is not hammered.
+      for (const id of ids) this.#due.add(id);
+      this.#logger.error('claiming tasks failed', { err });
+      return;
+    }
+    for (const task of claimed) this.#run(task);
   }
 
   #run(task: Task): void {
     const abort = new AbortController();
+    this.#busy++;
+    let settled = false;
+    // The slot is free once the handler has settled; its outcome is written meanwhile.
+    const onSettled = () => {
+      if (settled) return;
+      settled = true;
+      this.#busy--;
+      this.#pumpNextTurn();
+    };
     const done = executeTask(task, abort, {
       repository: this.#repository,
       kinds: this.#kinds,
       logger: this.#logger,
+      onSettled,
     })
       .then(
         (outcome) => {
@@ -194,10 +203,22 @@ export class EmbeddedWorkers implements TaskQueue {
         (err: unknown) => this.#logger.error('task run failed', { taskId: task.id, err }),
       )
       .finally(() => {
+        onSettled();
         this.#running.delete(task.id);
-        this.#schedulePump();
       });
     this.#running.set(task.id, { abort, done });
+  }
+
+  /**
+   * A slot freed by a finished handler claims at the next turn of the event loop, not at once: a
+   * backlog then runs in waves of `concurrency` with I/O served in between.
+   */
+  #pumpNextTurn(): void {
+    if (this.#pumpImmediate || this.#concurrency === 0) return;
+    this.#pumpImmediate = setImmediate(() => {
+      this.#pumpImmediate = undefined;
+      this.#pump();
+    });
   }
 }
 

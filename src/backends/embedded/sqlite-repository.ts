@@ -248,14 +248,15 @@ export class SqliteRepository implements TaskRepository {
   }
 
   /**
-   * Applies `claim` to each of the tasks `ids` in one commit; returns the tasks it moved (to
-   * RUNNING), in order. Embedded runner only: it knows which tasks it queued, so no query looks
-   * for them.
+   * Applies `claim` to each of the tasks `ids` in one transaction of its own, now (not with the
+   * next group commit: a free worker slot should not wait a turn of the event loop); returns the
+   * tasks it moved (to RUNNING), in order, their events published. Embedded runner only: it knows
+   * which tasks it queued, so no query looks for them.
    */
-  async claim(ids: readonly string[], claim: TaskChange): Promise<Task[]> {
-    const claimed = await this.#commits.run(() =>
+  claim(ids: readonly string[], claim: TaskChange): Task[] {
+    const claimed = this.#db.transaction(() =>
       ids.map((id) => this.#transitionNow(id, claim)).filter((transitioned) => transitioned !== null),
-    );
+    )();
     for (const { event, previous } of claimed) this.#publish(event, previous);
     return claimed.map(({ event }) => event.task);
   }
