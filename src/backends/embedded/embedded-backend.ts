@@ -5,8 +5,10 @@ import { EmbeddedWorkers } from './embedded-workers.js';
 import { MemoryBus } from './memory-bus.js';
 import { MemoryControl } from './memory-control.js';
 import { MemoryRateLimiter } from './memory-rate-limiter.js';
+import { storeFile } from './sqlite-file.js';
 import { SqliteRepository } from './sqlite-repository.js';
 import { SqliteRevocations } from './sqlite-revocations.js';
+import { WalCheckpointer } from './wal-checkpointer.js';
 
 export interface EmbeddedBackendOptions {
   /** Directory of the SQLite file, or `:memory:`. */
@@ -35,6 +37,8 @@ export function createEmbeddedBackend({
   });
   const workers = new EmbeddedWorkers(repository, kinds, logger);
   const revocations = new SqliteRevocations({ dataDir });
+  const file = storeFile(dataDir);
+  const checkpointer = file === null ? null : new WalCheckpointer(file, logger);
   return {
     tasks: repository,
     bus,
@@ -61,6 +65,7 @@ export function createEmbeddedBackend({
     stopWorkers: (graceMs = 0) => workers.close(graceMs),
     async close() {
       await workers.close(0);
+      await checkpointer?.close();
       repository.close();
       revocations.close();
     },
