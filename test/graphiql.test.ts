@@ -123,7 +123,10 @@ describe('GraphiQL at /graphql', () => {
     });
     const body = (await response.json()) as {
       data?: {
-        startTasks: { task: { kind: string } | null; error: { code: string; field: string } | null }[];
+        startTasks: {
+          task: { id: string; kind: string } | null;
+          error: { code: string; field: string } | null;
+        }[];
       };
     };
     expect(body.data?.startTasks).toEqual([
@@ -131,6 +134,19 @@ describe('GraphiQL at /graphql', () => {
       { task: expect.objectContaining({ kind: 'sleep' }), error: null },
       { task: null, error: expect.objectContaining({ code: 'BAD_USER_INPUT', field: 'kind' }) },
     ]);
+    // The user's completions of the suites below start after these: wait until they are in the log.
+    for (const { task } of body.data?.startTasks ?? []) {
+      if (!task) continue;
+      await waitFor(async () => {
+        const found = await dev.gql<{ task: { status: string } }>(
+          'query($id: ID!) { task(id: $id) { status } }',
+          {
+            id: task.id,
+          },
+        );
+        return found.data?.task.status === 'SUCCEEDED';
+      }, `the example's ${task.kind} task`);
+    }
   });
 
   it('holds no token when a key is configured', async () => {

@@ -50,9 +50,11 @@ describe('a gateway draining while another serves', () => {
     subscriber.connect(gatewayA.wsUrl);
     const echo = await startTask(gatewayA, token, 'echo', { value: 'before' });
     await subscriber.until([echo.id], 'a completion through gateway A');
+    // Long enough that gateway A is still draining (not gone) when its readiness is read below,
+    // however slowly the steps in between run on a loaded machine.
     const sleeps = [
-      await startTask(gatewayA, token, 'sleep', { ms: 2_500 }),
-      await startTask(gatewayA, token, 'sleep', { ms: 2_500 }),
+      await startTask(gatewayA, token, 'sleep', { ms: 6_000 }),
+      await startTask(gatewayA, token, 'sleep', { ms: 6_000 }),
     ];
     for (const task of sleeps) {
       await waitFor(
