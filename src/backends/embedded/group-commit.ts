@@ -1,5 +1,9 @@
 import type Database from 'better-sqlite3';
 
+type Outcome =
+  | { readonly ok: true; readonly value: unknown }
+  | { readonly ok: false; readonly error: unknown };
+
 interface PendingWrite {
   readonly work: () => unknown;
   readonly resolve: (value: unknown) => void;
@@ -19,12 +23,25 @@ interface PendingWrite {
  * itself fails (e.g. the disk is full) every write of the group rejects with that error.
  */
 export class GroupCommit {
-  readonly #db: Database.Database;
   #pending: PendingWrite[] = [];
   #scheduled: NodeJS.Immediate | undefined;
+  /** A write in a savepoint of its own (a transaction inside a transaction, in better-sqlite3). */
+  readonly #inSavepoint: (work: () => unknown) => unknown;
+  /** One group in one transaction: each write's value or error, in order. */
+  readonly #commitGroup: (group: readonly PendingWrite[]) => Outcome[];
 
   constructor(db: Database.Database) {
-    this.#db = db;
+    // Made once: better-sqlite3 builds four wrapper functions for each `transaction()` call.
+    this.#inSavepoint = db.transaction((work: () => unknown) => work());
+    this.#commitGroup = db.transaction((group: readonly PendingWrite[]) =>
+      group.map(({ work }): Outcome => {
+        try {
+          return { ok: true, value: this.#inSavepoint(work) };
+        } catch (error) {
+          return { ok: false, error };
+        }
+      }),
+    );
   }
 
   /** Runs `work` inside the next group's transaction; resolves with its value once committed. */
@@ -42,18 +59,9 @@ export class GroupCommit {
     const group = this.#pending;
     this.#pending = [];
     if (group.length === 0) return;
-    const outcomes: ({ ok: true; value: unknown } | { ok: false; error: unknown })[] = [];
+    let outcomes: Outcome[];
     try {
-      this.#db.transaction(() => {
-        for (const { work } of group) {
-          try {
-            // A transaction inside a transaction is a savepoint in better-sqlite3.
-            outcomes.push({ ok: true, value: this.#db.transaction(work)() });
-          } catch (error) {
-            outcomes.push({ ok: false, error });
-          }
-        }
-      })();
+      outcomes = this.#commitGroup(group);
     } catch (error) {
       for (const { reject } of group) reject(error);
       return;

@@ -11,20 +11,16 @@ import type {
   TaskRepository,
 } from '../../tasks/ports.js';
 import { isFinal, type Task, type TaskEvent, TaskStatus } from '../../tasks/task.js';
-import { encodeEventCursor, parseEventCursor } from './event-cursor.js';
+import { type EventCursor, encodeEventCursor, parseEventCursor } from './event-cursor.js';
 import { GroupCommit } from './group-commit.js';
 import { openStoreDatabase } from './sqlite-file.js';
 import { prepareTaskStore } from './sqlite-schema.js';
+import { type EventRow, prepareStatements, type TaskRow } from './sqlite-statements.js';
 
-interface TaskRow {
-  seq: number;
-  id: string;
-  data: string;
-}
-interface EventRow {
-  user_seq: number;
-  data: string;
-  appended_at: number | null;
+/** A transition applied: the event appended and the status the task had before. */
+interface Transitioned {
+  readonly event: TaskEvent;
+  readonly previous: Task['status'];
 }
 
 export interface SqliteRepositoryOptions {
@@ -48,8 +44,17 @@ export class SqliteRepository implements TaskRepository {
   readonly #retention: number;
   readonly #publishEvent: (event: TaskEvent) => void;
   readonly #observe: TaskEventObserver | undefined;
-  readonly #statements;
+  readonly #statements: ReturnType<typeof prepareStatements>;
   readonly #commits: GroupCommit;
+  // Transactions made once: better-sqlite3 builds four wrapper functions per `transaction()` call.
+  readonly #claimAll: (ids: readonly string[], claim: TaskChange) => Transitioned[];
+  readonly #readLog: (
+    userId: string,
+    cursor: EventCursor | null,
+    after: string | null,
+    finalOnly: boolean,
+    limit: number,
+  ) => EventRow[];
 
   constructor({ dataDir, eventRetention, publish, observe }: SqliteRepositoryOptions) {
     this.#db = openStoreDatabase(dataDir);
@@ -60,69 +65,43 @@ export class SqliteRepository implements TaskRepository {
     this.#observe = observe;
     this.#commits = new GroupCommit(this.#db);
     const db = this.#db;
-    this.#statements = {
-      insertTask: db.prepare<[string, string, string, number, number, string | null, string]>(
-        'INSERT INTO tasks (id, user_id, status, external, run_at, idempotency_key, data) VALUES (?, ?, ?, ?, ?, ?, ?)',
-      ),
-      taskById: db.prepare<[string], TaskRow>('SELECT seq, id, data FROM tasks WHERE id = ?'),
-      taskPlace: db.prepare<[string], { seq: number; user_id: string }>(
-        'SELECT seq, user_id FROM tasks WHERE id = ?',
-      ),
-      taskByKey: db.prepare<[string, string], TaskRow>(
-        'SELECT seq, id, data FROM tasks WHERE user_id = ? AND idempotency_key = ?',
-      ),
-      updateTask: db.prepare<[string, number, number, string, string]>(
-        'UPDATE tasks SET status = ?, external = ?, run_at = ?, data = ? WHERE id = ?',
-      ),
-      insertEvent: db.prepare<[string, number, number, string, number]>(
-        'INSERT INTO events (user_id, user_seq, final, data, appended_at) VALUES (?, ?, ?, ?, ?)',
-      ),
-      trimEdge: db.prepare<[string, number], { seq: number; user_seq: number }>(
-        'SELECT seq, user_seq FROM events WHERE user_id = ? AND user_seq <= ? ORDER BY user_seq DESC LIMIT 1',
-      ),
-      trimEvents: db.prepare<[string, number]>('DELETE FROM events WHERE user_id = ? AND user_seq <= ?'),
-      // Both edges: the global one for legacy cursors, the user's own for cursors issued now.
-      markTrimmed: db.prepare<[string, number, number]>(
-        `INSERT INTO trimmed_logs (user_id, trimmed_through, user_trimmed_through) VALUES (?, ?, ?)
-         ON CONFLICT (user_id) DO UPDATE SET
-           trimmed_through = max(trimmed_through, excluded.trimmed_through),
-           user_trimmed_through = max(user_trimmed_through, excluded.user_trimmed_through)`,
-      ),
-      trimmedThrough: db.prepare<[string], { trimmed_through: number; user_trimmed_through: number }>(
-        'SELECT trimmed_through, user_trimmed_through FROM trimmed_logs WHERE user_id = ?',
-      ),
-      eventsAfter: db.prepare<[string, number, number], EventRow>(
-        'SELECT user_seq, data, appended_at FROM events WHERE user_id = ? AND user_seq > ? ORDER BY user_seq LIMIT ?',
-      ),
-      finalEventsAfter: db.prepare<[string, number, number], EventRow>(
-        'SELECT user_seq, data, appended_at FROM events WHERE user_id = ? AND user_seq > ? AND final = 1 ORDER BY user_seq LIMIT ?',
-      ),
-      legacyEventsAfter: db.prepare<[string, number, number], EventRow>(
-        'SELECT user_seq, data, appended_at FROM events WHERE user_id = ? AND seq > ? ORDER BY seq LIMIT ?',
-      ),
-      legacyFinalEventsAfter: db.prepare<[string, number, number], EventRow>(
-        'SELECT user_seq, data, appended_at FROM events WHERE user_id = ? AND seq > ? AND final = 1 ORDER BY seq LIMIT ?',
-      ),
-      isUsersEvent: db.prepare<[string, number], { one: number }>(
-        'SELECT 1 AS one FROM events WHERE user_id = ? AND seq = ?',
-      ),
-      lastEvent: db.prepare<[string], { user_seq: number | null }>(
-        'SELECT max(user_seq) AS user_seq FROM events WHERE user_id = ?',
-      ),
-      dueTasks: db.prepare<[string, number, number], { id: string }>(
-        'SELECT id FROM tasks WHERE status = ? AND external = 0 AND run_at <= ? ORDER BY run_at, seq LIMIT ?',
-      ),
-      nextDue: db.prepare<[string], { run_at: number | null }>(
-        'SELECT min(run_at) AS run_at FROM tasks WHERE status = ? AND external = 0',
-      ),
-      tasksWithStatus: db.prepare<[string], { id: string }>(
-        'SELECT id FROM tasks WHERE status = ? AND external = 0 ORDER BY seq',
-      ),
-      countWithStatus: db.prepare<[string], { n: number }>(
-        'SELECT count(*) AS n FROM tasks WHERE status = ? AND external = 0',
-      ),
-      ping: db.prepare<[], { one: number }>('SELECT 1 AS one'),
-    };
+    this.#statements = prepareStatements(db);
+    this.#claimAll = db.transaction((ids: readonly string[], claim: TaskChange) =>
+      ids.map((id) => this.#transitionNow(id, claim)).filter((transitioned) => transitioned !== null),
+    );
+    this.#readLog = db.transaction(
+      (
+        userId: string,
+        cursor: EventCursor | null,
+        after: string | null,
+        finalOnly: boolean,
+        limit: number,
+      ) => {
+        const statements = this.#statements;
+        const trimmed = statements.trimmedThrough.get(userId);
+        if (cursor?.form === 'legacy') {
+          const edge = trimmed?.trimmed_through ?? 0;
+          // Earlier versions issued as cursors only 0 (empty log), events of this log and its trim
+          // edge. Anything else is refused alike, whether from another log or probing how far the
+          // global sequence has got.
+          const issuedHere =
+            cursor.seq === 0 || cursor.seq === edge || statements.isUsersEvent.get(userId, cursor.seq);
+          if (!issuedHere || cursor.seq < edge) throw this.#expired(after);
+          const legacy = finalOnly ? statements.legacyFinalEventsAfter : statements.legacyEventsAfter;
+          return legacy.all(userId, cursor.seq, limit);
+        }
+        const afterSeq = cursor?.seq ?? 0;
+        // Below the trimmed edge lost events; above the newest was never issued by this log.
+        if (
+          cursor !== null &&
+          (afterSeq < (trimmed?.user_trimmed_through ?? 0) || afterSeq > this.#lastUserSeq(userId))
+        ) {
+          throw this.#expired(after);
+        }
+        const statement = finalOnly ? statements.finalEventsAfter : statements.eventsAfter;
+        return statement.all(userId, afterSeq, limit);
+      },
+    );
   }
 
   async createMany(tasks: readonly Task[]): Promise<CreateOutcome[]> {
@@ -196,32 +175,8 @@ export class SqliteRepository implements TaskRepository {
 
   async readEvents(userId: string, after: string | null, { finalOnly, limit }: ReadEventsOptions) {
     const cursor = after === null ? null : parseEventCursor(after);
-    const read = this.#db.transaction(() => {
-      const statements = this.#statements;
-      const trimmed = statements.trimmedThrough.get(userId);
-      if (cursor?.form === 'legacy') {
-        const edge = trimmed?.trimmed_through ?? 0;
-        // Earlier versions issued as cursors only 0 (empty log), events of this log and its trim
-        // edge. Anything else is refused alike, whether from another log or probing how far the
-        // global sequence has got.
-        const issuedHere =
-          cursor.seq === 0 || cursor.seq === edge || statements.isUsersEvent.get(userId, cursor.seq);
-        if (!issuedHere || cursor.seq < edge) throw this.#expired(after);
-        const legacy = finalOnly ? statements.legacyFinalEventsAfter : statements.legacyEventsAfter;
-        return legacy.all(userId, cursor.seq, limit);
-      }
-      const afterSeq = cursor?.seq ?? 0;
-      // Below the trimmed edge lost events; above the newest was never issued by this log.
-      if (
-        cursor !== null &&
-        (afterSeq < (trimmed?.user_trimmed_through ?? 0) || afterSeq > this.#lastUserSeq(userId))
-      ) {
-        throw this.#expired(after);
-      }
-      const statement = finalOnly ? statements.finalEventsAfter : statements.eventsAfter;
-      return statement.all(userId, afterSeq, limit);
-    });
-    return read().map((row) => ({
+    const rows = this.#readLog(userId, cursor, after, finalOnly, limit);
+    return rows.map((row) => ({
       cursor: encodeEventCursor(row.user_seq),
       task: JSON.parse(row.data) as Task,
       ...(row.appended_at === null ? {} : { appendedAt: row.appended_at }),
@@ -254,9 +209,7 @@ export class SqliteRepository implements TaskRepository {
    * which tasks it queued, so no query looks for them.
    */
   claim(ids: readonly string[], claim: TaskChange): Task[] {
-    const claimed = this.#db.transaction(() =>
-      ids.map((id) => this.#transitionNow(id, claim)).filter((transitioned) => transitioned !== null),
-    )();
+    const claimed = this.#claimAll(ids, claim);
     for (const { event, previous } of claimed) this.#publish(event, previous);
     return claimed.map(({ event }) => event.task);
   }
@@ -296,23 +249,22 @@ export class SqliteRepository implements TaskRepository {
     this.#observe?.(event, previous);
   }
 
-  #transitionNow(id: string, change: TaskChange): { event: TaskEvent; previous: Task['status'] } | null {
-    return this.#db.transaction(() => {
-      const row = this.#statements.taskById.get(id);
-      if (!row) return null;
-      const current = JSON.parse(row.data) as Task;
-      const next = change(current);
-      if (!next) return null;
-      const stored: Task = { ...next, version: current.version + 1 };
-      this.#statements.updateTask.run(
-        stored.status,
-        stored.external ? 1 : 0,
-        stored.runAt,
-        JSON.stringify(stored),
-        id,
-      );
-      return { event: this.#append(stored), previous: current.status };
-    })();
+  /** One transition; the caller holds the transaction (a group commit's savepoint, a claim's). */
+  #transitionNow(id: string, change: TaskChange): Transitioned | null {
+    const row = this.#statements.taskById.get(id);
+    if (!row) return null;
+    const current = JSON.parse(row.data) as Task;
+    const next = change(current);
+    if (!next) return null;
+    const stored: Task = { ...next, version: current.version + 1 };
+    this.#statements.updateTask.run(
+      stored.status,
+      stored.external ? 1 : 0,
+      stored.runAt,
+      JSON.stringify(stored),
+      id,
+    );
+    return { event: this.#append(stored), previous: current.status };
   }
 
   #append(task: Task): TaskEvent {
