@@ -9,6 +9,7 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { redisVersion } from '../scripts/bench/redis-admin.js';
 import type { BenchReport, E2eRun, StepReport, SystemReport } from '../scripts/bench/report-shape.js';
 import { REPO_ROOT } from './utils/child-server.js';
 import { TEST_REDIS_URL } from './utils/redis.js';
@@ -16,24 +17,8 @@ import { makeTempDir } from './utils/tserver.js';
 
 const CONNECTIONS = 200;
 
-async function redisAnswers(): Promise<boolean> {
-  const { Redis } = await import('ioredis');
-  const client = new Redis(TEST_REDIS_URL, {
-    lazyConnect: true,
-    maxRetriesPerRequest: 0,
-    connectTimeout: 1_000,
-    retryStrategy: () => null,
-  });
-  client.on('error', () => {});
-  try {
-    await client.connect();
-    return (await client.ping()) === 'PONG';
-  } catch {
-    return false;
-  } finally {
-    client.disconnect();
-  }
-}
+/** Redis answers when the bench's own probe reads its version. */
+const redisAnswers = async (): Promise<boolean> => (await redisVersion(TEST_REDIS_URL)) !== null;
 
 function runBench(args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
