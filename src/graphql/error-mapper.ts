@@ -57,13 +57,12 @@ function codeExtensions(code: ErrorCode, extensions: Record<string, unknown>): R
 }
 
 interface ClientShape {
-  readonly code: ErrorCode;
   readonly message: string;
   readonly extensions: Record<string, unknown>;
 }
 
 function shape(code: ErrorCode, message: string, extensions: Record<string, unknown> = {}): ClientShape {
-  return { code, message, extensions: codeExtensions(code, extensions) };
+  return { message, extensions: codeExtensions(code, extensions) };
 }
 
 /** Each domain error class as the client sees it; `null` for one no client may see. */
@@ -83,7 +82,6 @@ function describe(error: TaskServiceError): ClientShape | null {
     // Whole seconds, at least one: what Retry-After can say.
     const retryAfter = Math.max(1, Math.ceil(error.retryAfterMs / 1000));
     return {
-      code: ErrorCode.RateLimited,
       message: error.message,
       extensions: {
         code: ErrorCode.RateLimited,
@@ -154,9 +152,9 @@ export interface ItemError {
 export function toItemError(error: TaskServiceError): ItemError | null {
   const described = describe(error);
   if (!described) return null;
-  const { field, taskId, retryAfter } = described.extensions;
+  const { code, field, taskId, retryAfter } = described.extensions;
   return {
-    code: described.code,
+    code: code as ErrorCode,
     message: described.message,
     ...(typeof field === 'string' ? { field } : {}),
     ...(typeof taskId === 'string' ? { taskId } : {}),

@@ -19,7 +19,7 @@ import {
   TaskStarter,
 } from './task-starter.js';
 import * as transitions from './transitions.js';
-import { assertUserId } from './user-id.js';
+import { assertId, assertUserId } from './user-id.js';
 
 export { MAX_START_BATCH, type StartOutcome, type StartTaskArgs };
 
@@ -37,7 +37,6 @@ export interface TaskServiceOptions {
 
 export const DEFAULT_PAGE_SIZE = 20;
 export const MAX_PAGE_SIZE = 100;
-const MAX_ID_LENGTH = 200;
 
 /** Throws {@link UnauthenticatedError} unless there is a verified caller. */
 export function requireViewer(viewer: Viewer | null): Viewer {
@@ -70,12 +69,6 @@ export function visibleTo(viewer: Viewer, task: Task | null): Task | null {
 
 function assertService(viewer: Viewer, what: string): void {
   if (!viewer.isService) throw new ForbiddenError(`${what} needs the service role`);
-}
-
-function assertId(field: string, value: string): void {
-  if (value.length === 0 || value.length > MAX_ID_LENGTH) {
-    throw new InvalidInputError(field, `must be 1 to ${MAX_ID_LENGTH} characters`);
-  }
 }
 
 /**

@@ -8,9 +8,9 @@ import {
   TaskServiceError,
 } from './errors.js';
 import type { KindRegistry } from './kind-registry.js';
-import type { Backend, RateLimiter } from './ports.js';
+import type { Backend, CreateOutcome, RateLimiter } from './ports.js';
 import { type Json, newTask, type Task } from './task.js';
-import { assertUserId } from './user-id.js';
+import { assertId, assertUserId } from './user-id.js';
 
 export interface StartTaskArgs {
   readonly kind: string;
@@ -30,7 +30,6 @@ export interface StartLimit {
 
 /** Inputs of one bulk start at most. */
 export const MAX_START_BATCH = 1_000;
-const MAX_ID_LENGTH = 200;
 const MAX_INPUT_BYTES = 1_048_576;
 
 /** One input's outcome of a bulk start, in the order of the inputs. */
@@ -123,9 +122,7 @@ export class TaskStarter {
       });
     }
     const key = args.idempotencyKey;
-    if (key !== undefined && (key.length === 0 || key.length > MAX_ID_LENGTH)) {
-      throw new InvalidInputError('idempotencyKey', `must be 1 to ${MAX_ID_LENGTH} characters`);
-    }
+    if (key !== undefined) assertId('idempotencyKey', key);
     const rawInput = args.input ?? {};
     if (Buffer.byteLength(JSON.stringify(rawInput)) > MAX_INPUT_BYTES) {
       throw new InvalidInputError('input', `larger than ${MAX_INPUT_BYTES} bytes`);
@@ -152,45 +149,47 @@ export class TaskStarter {
    * gets that task; the others RATE_LIMITED. Returns the candidates that got a token.
    */
   async #takeTokens(viewer: Viewer, candidates: Candidate[], outcomes: StartOutcome[]): Promise<Candidate[]> {
-    const limit = viewer.isService ? undefined : this.#limit;
+    const limit = this.#limitFor(viewer);
     if (!limit || candidates.length === 0) return candidates;
     const decisions = await Promise.all(candidates.map(() => limit.limiter.take(viewer.userId)));
-    const allowed: Candidate[] = [];
     await Promise.all(
       candidates.map(async (candidate, i) => {
         const decision = decisions[i];
-        if (!decision || decision.allowed) {
-          allowed.push(candidate);
-          return;
+        if (decision && !decision.allowed) {
+          outcomes[candidate.index] = await this.#refused(candidate, decision.retryAfterMs, limit);
         }
-        const { userId, idempotencyKey } = candidate.task;
-        const earlier =
-          idempotencyKey === null
-            ? null
-            : await this.#backend.tasks.findByIdempotencyKey(userId, idempotencyKey);
-        if (earlier) {
-          outcomes[candidate.index] = settle(() => sameTaskOrConflict(earlier, candidate.task));
-          return;
-        }
-        limit.onLimited?.();
-        outcomes[candidate.index] = {
-          ok: false,
-          error: new RateLimitedError(
-            `startTask: at most ${limit.perMinute} per minute per user; retry in ${Math.ceil(decision.retryAfterMs / 1000)} s`,
-            decision.retryAfterMs,
-            'startTask',
-          ),
-        };
       }),
     );
-    return allowed.sort((a, b) => a.index - b.index);
+    return candidates.filter((_candidate, i) => decisions[i]?.allowed !== false);
+  }
+
+  /** A candidate the bucket refused: the task its key already holds, else RATE_LIMITED. */
+  async #refused(candidate: Candidate, retryAfterMs: number, limit: StartLimit): Promise<StartOutcome> {
+    const { userId, idempotencyKey } = candidate.task;
+    const earlier =
+      idempotencyKey === null ? null : await this.#backend.tasks.findByIdempotencyKey(userId, idempotencyKey);
+    if (earlier) return settle(() => sameTaskOrConflict(earlier, candidate.task));
+    limit.onLimited?.();
+    return {
+      ok: false,
+      error: new RateLimitedError(
+        `startTask: at most ${limit.perMinute} per minute per user; retry in ${Math.ceil(retryAfterMs / 1000)} s`,
+        retryAfterMs,
+        'startTask',
+      ),
+    };
+  }
+
+  /** The caller's rate limit; service callers have none. */
+  #limitFor(viewer: Viewer): StartLimit | undefined {
+    return viewer.isService ? undefined : this.#limit;
   }
 
   /** Stores the candidates in one batch and queues the new ones that our workers run. */
   async #store(viewer: Viewer, candidates: Candidate[], outcomes: StartOutcome[]): Promise<void> {
     if (candidates.length === 0) return;
-    const limit = viewer.isService ? undefined : this.#limit;
-    let stored: Awaited<ReturnType<Backend['tasks']['createMany']>>;
+    const limit = this.#limitFor(viewer);
+    let stored: CreateOutcome[];
     try {
       stored = await this.#backend.tasks.createMany(candidates.map((candidate) => candidate.task));
     } catch (error) {

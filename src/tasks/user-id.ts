@@ -1,7 +1,17 @@
 import { InvalidInputError } from './errors.js';
 
+/** Longest id the service takes: task ids, idempotency keys, user ids. */
+export const MAX_ID_LENGTH = 200;
+
 /** @default 200, as for every other id the service takes. */
-export const MAX_USER_ID_LENGTH = 200;
+export const MAX_USER_ID_LENGTH = MAX_ID_LENGTH;
+
+/** Throws {@link InvalidInputError} on `field` (BAD_USER_INPUT) unless `value` is 1 to {@link MAX_ID_LENGTH} characters. */
+export function assertId(field: string, value: string): void {
+  if (value.length === 0 || value.length > MAX_ID_LENGTH) {
+    throw new InvalidInputError(field, `must be 1 to ${MAX_ID_LENGTH} characters`);
+  }
+}
 
 /**
  * What a user id may not hold: control characters, invisible format characters (bidi overrides,
