@@ -47,6 +47,21 @@ export interface Config {
   readonly redisConnectTimeoutMs: number;
   /** BullMQ lock: a killed worker's task is picked up by another after about this long. @default 30000 */
   readonly workerLockMs: number;
+  /**
+   * How long a request waits for a Redis command before it fails with SERVICE_UNAVAILABLE (and
+   * `Retry-After`) instead of hanging while Redis is unreachable. @default 5000
+   */
+  readonly redisCommandTimeoutMs: number;
+  /**
+   * Age (ms since it finished) after which a finished task and its events are purged; 0 keeps
+   * them forever. Read from `TASK_RETENTION` as `30d`, `12h`, `90m`, `45s`, `0` or `off`. @default 30 days
+   */
+  readonly taskRetentionMs: number;
+  /**
+   * Tasks of one user running at once across the deployment; 0: no cap. @default a fair share
+   * of this process's workers: half of `WORKER_CONCURRENCY`, at least 1
+   */
+  readonly maxRunningPerUser: number;
   /** Where the embedded store keeps its SQLite file. @default './data' */
   readonly dataDir: string;
   readonly auth: AuthConfig;
@@ -127,6 +142,30 @@ function readInt(env: Env, name: string, fallback: number, min: number, max: num
     throw new ConfigError(name, `expected a number from ${min} to ${max}, got ${value}`);
   }
   return value;
+}
+
+const DURATION_UNITS_MS: Readonly<Record<string, number>> = {
+  ms: 1,
+  s: 1_000,
+  m: 60_000,
+  h: 3_600_000,
+  d: 86_400_000,
+};
+
+/** A duration such as `30d`, `12h`, `90m`, `45s` or `500ms`, in ms; `0` and `off` are 0. */
+function readDuration(env: Env, name: string, fallback: number): number {
+  const raw = env[name]?.trim().toLowerCase();
+  if (raw === undefined || raw === '') return fallback;
+  if (raw === '0' || raw === 'off') return 0;
+  const match = /^(\d{1,9})(ms|s|m|h|d)$/.exec(raw);
+  const unit = match ? DURATION_UNITS_MS[match[2] as string] : undefined;
+  if (!match || unit === undefined) {
+    throw new ConfigError(
+      name,
+      `expected a duration such as 30d, 12h, 90m or 45s (or 0 / off), got ${JSON.stringify(env[name])}`,
+    );
+  }
+  return Number(match[1]) * unit;
 }
 
 function readOptionalPort(env: Env, name: string): number | undefined {
@@ -260,6 +299,7 @@ export function loadConfig(env: Env = process.env): Config {
       `must differ from PORT (${port}): it keeps /metrics off the public port`,
     );
   }
+  const workerConcurrency = readInt(env, 'WORKER_CONCURRENCY', 4, 0, 1_000);
   const redisKeyPrefix = env['REDIS_KEY_PREFIX']?.trim() || 'tss';
   if (!/^[A-Za-z0-9_.:-]{1,64}$/.test(redisKeyPrefix)) {
     throw new ConfigError('REDIS_KEY_PREFIX', 'expected 1 to 64 letters, digits or _ . : -');
@@ -269,6 +309,15 @@ export function loadConfig(env: Env = process.env): Config {
     redisKeyPrefix,
     redisConnectTimeoutMs: readInt(env, 'REDIS_CONNECT_TIMEOUT_MS', 10_000, 100, 600_000),
     workerLockMs: readInt(env, 'WORKER_LOCK_MS', 30_000, 1_000, 3_600_000),
+    redisCommandTimeoutMs: readInt(env, 'REDIS_COMMAND_TIMEOUT_MS', 5_000, 100, 600_000),
+    taskRetentionMs: readDuration(env, 'TASK_RETENTION', 30 * 86_400_000),
+    maxRunningPerUser: readInt(
+      env,
+      'MAX_RUNNING_PER_USER',
+      Math.max(1, Math.ceil(workerConcurrency / 2)),
+      0,
+      1_000_000,
+    ),
     host,
     redisUrl,
     dataDir: path.resolve(env['DATA_DIR']?.trim() || './data'),
@@ -276,7 +325,7 @@ export function loadConfig(env: Env = process.env): Config {
     corsOrigins,
     keepAliveMs: readInt(env, 'KEEPALIVE_MS', 12_000, 100, 600_000),
     connectionInitTimeoutMs: readInt(env, 'CONNECTION_INIT_TIMEOUT_MS', 3_000, 100, 600_000),
-    workerConcurrency: readInt(env, 'WORKER_CONCURRENCY', 4, 0, 1_000),
+    workerConcurrency,
     logLevel,
     eventRetention: readInt(env, 'EVENT_RETENTION', 1_000, 1, 10_000_000),
     graphiql: readBool(env, 'GRAPHIQL', !production),

@@ -20,6 +20,8 @@ export function embeddedBackendFor(config: Config, { kinds, logger, metrics }: B
   return createEmbeddedBackend({
     dataDir: config.dataDir,
     eventRetention: config.eventRetention,
+    taskRetentionMs: config.taskRetentionMs,
+    maxRunningPerUser: config.maxRunningPerUser,
     kinds,
     logger,
     observe: observeTaskEvents(metrics, logger),

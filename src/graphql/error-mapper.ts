@@ -10,6 +10,7 @@ import {
   RateLimitedError,
   TaskServiceError,
   UnauthenticatedError,
+  UnavailableError,
 } from '../tasks/errors.js';
 
 /** `extensions.code` of every error a client can receive. */
@@ -23,6 +24,8 @@ export const ErrorCode = {
   /** A per-connection limit (e.g. `MAX_SUBSCRIPTIONS_PER_CONNECTION`); retrying on that connection will not help until something ends. */
   LimitExceeded: 'LIMIT_EXCEEDED',
   CursorExpired: 'CURSOR_EXPIRED',
+  /** The store or the queue cannot serve now (a full disk, Redis past its deadline); retry after `retryAfter` s. */
+  ServiceUnavailable: 'SERVICE_UNAVAILABLE',
   /** A masked internal failure: its message says nothing more than "Unexpected error.". */
   InternalServerError: 'INTERNAL_SERVER_ERROR',
 } as const;
@@ -79,17 +82,12 @@ function describe(error: TaskServiceError): ClientShape | null {
     });
   }
   if (error instanceof RateLimitedError) {
-    // Whole seconds, at least one: what Retry-After can say.
-    const retryAfter = Math.max(1, Math.ceil(error.retryAfterMs / 1000));
-    return {
-      message: error.message,
-      extensions: {
-        code: ErrorCode.RateLimited,
-        retryAfter,
-        limit: error.limit,
-        http: { status: 429, headers: { 'retry-after': String(retryAfter) } },
-      },
-    };
+    return retryLater(ErrorCode.RateLimited, 429, error.message, error.retryAfterMs, { limit: error.limit });
+  }
+  if (error instanceof UnavailableError) {
+    return retryLater(ErrorCode.ServiceUnavailable, 503, error.message, error.retryAfterMs, {
+      part: error.part,
+    });
   }
   if (error instanceof InvalidInputError) {
     return shape(ErrorCode.BadUserInput, error.message, {
@@ -109,9 +107,29 @@ function describe(error: TaskServiceError): ClientShape | null {
   return null;
 }
 
+/** An error a retry may cure: `retryAfter` in whole seconds (at least one), also as `Retry-After`. */
+function retryLater(
+  code: ErrorCode,
+  status: number,
+  message: string,
+  retryAfterMs: number,
+  extensions: Record<string, unknown>,
+): ClientShape {
+  const retryAfter = Math.max(1, Math.ceil(retryAfterMs / 1000));
+  return {
+    message,
+    extensions: {
+      code,
+      retryAfter,
+      ...extensions,
+      http: { status, headers: { 'retry-after': String(retryAfter) } },
+    },
+  };
+}
+
 /**
  * A domain error as a client error: its `extensions.code`, its fields as extensions and, where one
- * applies, `extensions.http` (401 for UNAUTHENTICATED; 429 and `Retry-After` for RATE_LIMITED).
+ * applies, `extensions.http` (401 for UNAUTHENTICATED; 429 or 503 and `Retry-After` for RATE_LIMITED and SERVICE_UNAVAILABLE).
  * Accepts the domain error itself or the `GraphQLError` graphql-js wrapped it in, whose
  * `path` and `locations` the result keeps. `null` for anything else.
  */
@@ -141,7 +159,7 @@ export interface ItemError {
   readonly field?: string;
   /** The task that already holds what was asked for, for CONFLICT. */
   readonly taskId?: string;
-  /** Seconds until a retry can succeed, for RATE_LIMITED. */
+  /** Seconds until a retry can succeed, for RATE_LIMITED and SERVICE_UNAVAILABLE. */
   readonly retryAfter?: number;
 }
 

@@ -113,3 +113,24 @@ export class CursorExpiredError extends TaskServiceError {
 export class InvalidCursorError extends TaskServiceError {
   override readonly name = 'InvalidCursorError';
 }
+
+/** Which part of the backend an {@link UnavailableError} is about. */
+export type UnavailablePart = 'store' | 'queue';
+
+/**
+ * The backend cannot do this now (the disk is full, Redis does not answer within its deadline):
+ * nothing was done that the caller cannot find again, and a retry after `retryAfterMs` may succeed.
+ */
+export class UnavailableError extends TaskServiceError {
+  override readonly name = 'UnavailableError';
+
+  constructor(
+    message: string,
+    /** What failed. */
+    readonly part: UnavailablePart,
+    /** How long until a retry may succeed. */
+    readonly retryAfterMs: number,
+  ) {
+    super(message);
+  }
+}

@@ -14,6 +14,10 @@ export interface EmbeddedBackendOptions {
   /** Directory of the SQLite file, or `:memory:`. */
   readonly dataDir: string;
   readonly eventRetention: number;
+  /** Finished tasks and their events are purged this long after they finished; 0 keeps them. @default 0 */
+  readonly taskRetentionMs?: number;
+  /** Tasks of one user running at once; 0: no cap. @default 0 */
+  readonly maxRunningPerUser?: number;
   readonly kinds: KindRegistry;
   readonly logger: Logger;
   /** Told of every event appended (metrics, logs). */

@@ -71,6 +71,18 @@ export class RedisKeys {
   allTasks(): string {
     return `${this.prefix}:tasks`;
   }
+  /**
+   * Tasks written but not yet known to be queued in BullMQ (`<userId>\n<taskId>`, scored by when
+   * they were written): the transactional outbox a sweeper reads to queue what a failed or
+   * interrupted start left without a job.
+   */
+  outbox(): string {
+    return `${this.prefix}:outbox`;
+  }
+  /** The user's running tasks (task id, scored by when its worker's lease on it runs out). */
+  running(userId: string): string {
+    return `${this.#user(userId)}:running`;
+  }
   /** Source of the task sequence numbers that order the indexes. */
   sequence(): string {
     return `${this.prefix}:seq`;

@@ -52,6 +52,12 @@ export interface RedisBackendOptions {
   readonly connectTimeoutMs?: number;
   /** See {@link BullmqQueue}. */
   readonly lockDurationMs?: number;
+  /** How long a request waits for a Redis command before SERVICE_UNAVAILABLE. @default 5000 */
+  readonly commandTimeoutMs?: number;
+  /** Finished tasks and their events are purged this long after they finished; 0 keeps them. @default 0 */
+  readonly taskRetentionMs?: number;
+  /** Tasks of one user running at once across the deployment; 0: no cap. @default 0 */
+  readonly maxRunningPerUser?: number;
   /** Told of every event this process appends (metrics, logs). */
   readonly observe?: TaskEventObserver | undefined;
   /** Called on every error a Redis connection reports (the log keeps one line a second). */
@@ -71,6 +77,9 @@ export function redisOptionsFromConfig(config: Config) {
     eventRetention: config.eventRetention,
     connectTimeoutMs: config.redisConnectTimeoutMs,
     lockDurationMs: config.workerLockMs,
+    commandTimeoutMs: config.redisCommandTimeoutMs,
+    taskRetentionMs: config.taskRetentionMs,
+    maxRunningPerUser: config.maxRunningPerUser,
   } satisfies Partial<RedisBackendOptions>;
 }
 
