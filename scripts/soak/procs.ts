@@ -154,14 +154,17 @@ export function pingRedis(port: number): Promise<boolean> {
   });
 }
 
-/** redis-server with an AOF fsynced on every write, so a stop + start keeps every acknowledged write. */
-export async function redisServer(dir: string): Promise<Restartable> {
+/**
+ * redis-server with an AOF fsynced on every write, so a stop + start keeps every acknowledged write;
+ * `extraArgs` are appended (e.g. `--user` lines, which a restart keeps as they are arguments).
+ */
+export async function redisServer(dir: string, extraArgs: readonly string[] = []): Promise<Restartable> {
   const port = await freePort();
   return restartable({
     name: 'redis',
     port,
     command: 'redis-server',
-    args: durableRedisArgs(port, dir),
+    args: [...durableRedisArgs(port, dir), ...extraArgs],
     ready: () => pingRedis(port),
   });
 }
