@@ -24,6 +24,7 @@ interface DeploymentReport {
   tokenRefreshesAfterExpiry: number;
   faultCounts: Record<string, number>;
   faultsSkipped: Record<string, string>;
+  diskFullNoticedAfterMs: (number | null)[];
 }
 
 interface SoakReport {
@@ -79,6 +80,11 @@ describe('chaos soak, quick mode', () => {
       expect({ lost: soaked.lost, duplicated: soaked.duplicated }, what).toEqual({ lost: 0, duplicated: 0 });
       expect(soaked.delivered, what).toBe(soaked.expectedDeliveries);
       expect(soaked.crashes, what).toBe(0);
+      // The disk was full for the service, not only for the soak: /readyz said so each time.
+      expect(
+        soaked.diskFullNoticedAfterMs.filter((ms) => ms === null),
+        what,
+      ).toEqual([]);
       for (const kind of kinds) {
         // A full disk needs a tmpfs mount (root); it may only be missing outside CI.
         if (kind === 'disk-full' && soaked.faultsSkipped[kind] && process.env['CI'] !== 'true') continue;

@@ -40,6 +40,24 @@ interface FaultRecord {
   durationMs: number;
 }
 export const faults: FaultRecord[] = [];
+/** Per disk-full fault, how long the service took to report its store unwritable (null: never). */
+export const diskFullNoticed: (number | null)[] = [];
+
+/** Polls the service's /readyz until it answers 503; ms that took, or null after `timeoutMs`. */
+async function untilNotReady(port: number, timeoutMs: number): Promise<number | null> {
+  const begun = Date.now();
+  while (Date.now() - begun < timeoutMs) {
+    try {
+      const response = await fetch(`http://127.0.0.1:${port}/readyz`, { signal: AbortSignal.timeout(2_000) });
+      await response.arrayBuffer();
+      if (response.status === 503) return Date.now() - begun;
+    } catch {
+      // not answering is not the answer looked for: keep polling
+    }
+    await delay(200);
+  }
+  return null;
+}
 
 function normalSlots(): Slot[] {
   return slots.filter((slot) => slot.state === 'normal' && slot.client !== null);
@@ -107,13 +125,21 @@ export async function runFault(kind: FaultKind): Promise<void> {
     }
     case 'disk-full': {
       const disk = fleet.disk;
-      if (!disk) throw new Error('no disk of its own in this deployment');
-      // Long enough for the write-ahead log to run out of the room it had before the disk filled.
-      const holdMs = between(4_000, 8_000);
+      const service = fleet.gateways[0];
+      if (!disk || !service) throw new Error('no disk of its own in this deployment');
+      // SQLite writes into the room its write-ahead log already has, so a full disk shows only once
+      // that is used up: the disk stays full until the service says so on /readyz (then 2 s more),
+      // at least 3 s and at most 30 s.
       const filled = disk.fill();
-      await delay(holdMs);
+      const noticedAfterMs = await untilNotReady(service.port, 30_000);
+      await delay(noticedAfterMs === null ? 0 : Math.max(2_000, 3_000 - noticedAfterMs));
       disk.free();
-      record.detail = `DATA_DIR's filesystem full for ${holdMs} ms (${Math.round(filled / 1_048_576)} MB of filler)`;
+      diskFullNoticed.push(noticedAfterMs);
+      record.detail =
+        `DATA_DIR's filesystem full (${Math.round(filled / 1_048_576)} MB of filler) for ${Date.now() - begun} ms; ` +
+        (noticedAfterMs === null
+          ? '/readyz never said so within 30 s'
+          : `/readyz said so after ${noticedAfterMs} ms`);
       log(record.detail);
       break;
     }

@@ -3,7 +3,7 @@
  * duplicated, out of order, and the delay from a task finishing to a client having it.
  */
 import { clientErrors, type Delivery, slots } from './clients.js';
-import { type FaultKind, faults } from './faults.js';
+import { diskFullNoticed, type FaultKind, faults } from './faults.js';
 import { fleet } from './fleet.js';
 import { options, t0 } from './options.js';
 import { serviceStats } from './service-calls.js';
@@ -207,6 +207,8 @@ export async function reconcile({ users, serverTasks, notFinal, faultKinds }: Ou
       within10sOfFault: Object.fromEntries([...byFault].map(([kind, values]) => [kind, stats(values)])),
     },
     faultCounts,
+    /** Per disk-full fault, ms until /readyz reported the store unwritable (null: it never did). */
+    diskFullNoticedAfterMs: diskFullNoticed,
     /** Why a fault kind of this deployment could not be injected here (e.g. no permission to mount). */
     faultsSkipped: fleet.diskUnavailable === null ? {} : { 'disk-full': fleet.diskUnavailable },
     crashes: fleet.crashes.length,
