@@ -1,14 +1,16 @@
-import { type Job, Queue, Worker } from 'bullmq';
+import { DelayedError, type Job, Queue, Worker } from 'bullmq';
 import { Cluster } from 'ioredis';
 import type { Logger } from '../../logger.js';
 import { claimForRun } from '../../tasks/claims.js';
 import type { KindRegistry } from '../../tasks/kind-registry.js';
 import type { TaskQueue, TaskRepository } from '../../tasks/ports.js';
 import { type Task, TaskStatus } from '../../tasks/task.js';
-import { type AbortCause, executeTask } from '../../tasks/task-executor.js';
+import { executeTask } from '../../tasks/task-executor.js';
 import type { RedisKeys } from './keys.js';
 import type { RedisClient } from './redis-connection.js';
 import type { GuardedRedisPubSub } from './redis-pubsub.js';
+import { RunningLeases } from './running-leases.js';
+import { WorkerRuns } from './worker-runs.js';
 
 const QUEUE_NAME = 'tasks';
 
@@ -48,9 +50,23 @@ export interface BullmqQueueOptions {
   readonly logger: Logger;
   /**
    * How long a worker's lock on a job lasts without renewal; a worker killed mid-task loses its
-   * jobs to another worker after about this long. @default 30000
+   * jobs to another worker after about this long. It is also how long a user's running slot
+   * ({@link maxRunningPerUser}) outlives a killed worker. @default 30000
    */
   readonly lockDurationMs?: number;
+  /**
+   * `MAX_RUNNING_PER_USER`: tasks of one user running at once across the deployment; a job of a
+   * user at the cap is postponed (no attempt spent) and other users' jobs run. 0: no cap. @default 0
+   */
+  readonly maxRunningPerUser?: number;
+  /**
+   * How often a worker reads its running tasks in the store, to stop those cancelled whose
+   * cancellation message it missed, and renews its users' running slots.
+   * @default min(5000, lockDurationMs / 2)
+   */
+  readonly runCheckMs?: number;
+  /** How long a job of a user at the running cap waits before it is looked at again. @default 1000 */
+  readonly capPostponeMs?: number;
 }
 
 /**
@@ -62,7 +78,9 @@ export interface BullmqQueueOptions {
 export class BullmqQueue implements TaskQueue {
   readonly #queue: Queue<RunJob>;
   readonly #options: BullmqQueueOptions;
-  readonly #running = new Map<string, AbortController>();
+  /** This process's runs; set by {@link start}. */
+  #runs: WorkerRuns | undefined;
+  #leases: RunningLeases | undefined;
   #worker: Worker<RunJob> | undefined;
   /** Connections made for BullMQ: it does not close a connection it was given, so close() does. */
   readonly #connections: RedisClient[] = [];
@@ -104,15 +122,28 @@ export class BullmqQueue implements TaskQueue {
   /** Starts a BullMQ worker running `concurrency` tasks at once in this process. */
   async start(concurrency: number): Promise<void> {
     if (concurrency === 0 || this.#worker) return;
-    const { channels, keys, logger, lockDurationMs = 30_000 } = this.#options;
+    const { channels, keys, logger, lockDurationMs = 30_000, maxRunningPerUser = 0 } = this.#options;
+    const { runCheckMs = Math.min(5_000, Math.floor(lockDurationMs / 2)) } = this.#options;
+    // Leases on the store's connection: their scripts are defined there, and the checks of all
+    // runs go out together with the rest of the process's commands.
+    const leases = new RunningLeases({
+      client: this.#options.client,
+      keys,
+      maxRunningPerUser,
+      leaseMs: lockDurationMs,
+    });
+    const runs = new WorkerRuns({ leases, logger, checkEveryMs: runCheckMs });
+    this.#leases = leases;
+    this.#runs = runs;
+    runs.start();
     this.#stopCancellations = await channels.subscribe(keys.cancellations(), (taskId) => {
       if (typeof taskId !== 'string') {
         logger.warn('dropped a malformed cancellation', { type: typeof taskId });
         return;
       }
-      this.#running.get(taskId)?.abort('cancelled' satisfies AbortCause);
+      runs.abort(taskId, 'cancelled');
     });
-    this.#worker = new Worker<RunJob>(QUEUE_NAME, (job) => this.#process(job), {
+    this.#worker = new Worker<RunJob>(QUEUE_NAME, (job, token) => this.#process(job, token), {
       connection: this.#connection(),
       prefix: keys.queuePrefix(),
       concurrency,
@@ -142,7 +173,7 @@ export class BullmqQueue implements TaskQueue {
   async stopWorkers(graceMs = 0): Promise<void> {
     // Worker.close() stops fetching and resolves once the jobs in progress have finished.
     const closing = this.#worker?.close();
-    if (closing && graceMs > 0 && this.#running.size > 0) {
+    if (closing && graceMs > 0 && (this.#runs?.size ?? 0) > 0) {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([
         closing,
@@ -152,8 +183,9 @@ export class BullmqQueue implements TaskQueue {
       ]);
       clearTimeout(timer);
     }
-    for (const abort of this.#running.values()) abort.abort('shutdown' satisfies AbortCause);
+    this.#runs?.abortAll('shutdown');
     await closing;
+    this.#runs?.stop();
     this.#stopCancellations?.();
     this.#stopCancellations = undefined;
   }
@@ -177,23 +209,47 @@ export class BullmqQueue implements TaskQueue {
     return connection;
   }
 
-  async #process(job: Job<RunJob>): Promise<void> {
-    const { repository, kinds, logger } = this.#options;
+  async #process(job: Job<RunJob>, token: string | undefined): Promise<void> {
+    const { repository, kinds, logger, capPostponeMs = 1_000 } = this.#options;
+    const runs = this.#runs;
+    const leases = this.#leases;
+    if (!runs || !leases) return;
     const { taskId, task: queued } = job.data;
-    if (this.#running.has(taskId)) return;
-    const claimed = await repository.transition(taskId, claimForRun(kinds, Date.now()), queued);
-    if (!claimed || claimed.task.status !== TaskStatus.Running) return;
-    const abort = new AbortController();
-    this.#running.set(taskId, abort);
+    if (runs.has(taskId)) return;
+    // Jobs queued by earlier versions carry no task: its owner is read when a cap needs it.
+    const userId = leases.capped
+      ? (queued?.userId ?? (await repository.get(taskId))?.userId)
+      : queued?.userId;
+    if (leases.capped) {
+      if (userId === undefined) return;
+      if (!(await leases.take(userId, taskId))) {
+        // Spread out the user's postponed jobs, so they do not all come back in the same instant.
+        await job.moveToDelayed(
+          Date.now() + capPostponeMs + Math.floor(Math.random() * capPostponeMs),
+          token,
+        );
+        throw new DelayedError();
+      }
+    }
+    let run: AbortController | undefined;
     try {
-      const outcome = await executeTask(claimed.task, abort, { repository, kinds, logger });
+      const claimed = await repository.transition(taskId, claimForRun(kinds, Date.now()), queued);
+      if (!claimed || claimed.task.status !== TaskStatus.Running) return;
+      run = runs.add(claimed.task);
+      const outcome = await executeTask(claimed.task, run, { repository, kinds, logger });
       if (outcome.type === 'retry') await this.enqueue([outcome.task]);
       if (outcome.type === 'handed-back') {
         const task = await repository.get(taskId);
         if (task?.status === TaskStatus.Queued) await this.enqueue([task]);
       }
     } finally {
-      this.#running.delete(taskId);
+      if (run) runs.delete(taskId);
+      if (userId !== undefined) {
+        await leases.release(userId, taskId).catch((err: unknown) => {
+          // The lease runs out on its own; until then the user has one slot less.
+          logger.warn('could not release a running slot', { taskId, err });
+        });
+      }
     }
   }
 }

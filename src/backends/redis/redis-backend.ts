@@ -127,6 +127,7 @@ export async function createRedisBackend(options: RedisBackendOptions): Promise<
     kinds,
     logger,
     ...(options.lockDurationMs === undefined ? {} : { lockDurationMs: options.lockDurationMs }),
+    ...(options.maxRunningPerUser === undefined ? {} : { maxRunningPerUser: options.maxRunningPerUser }),
   });
   const control = new RedisControl({ pubsub, publisher: client, keys, logger });
   return {
