@@ -567,10 +567,32 @@ describe('invalid environment', () => {
     ['GRAPHIQL that is not a boolean', { GRAPHIQL: 'maybe' }, 'GRAPHIQL'],
     ['AUTH_JWKS_URL that is not a URL', { AUTH_JWKS_URL: 'nope' }, 'AUTH_JWKS_URL'],
     ['AUTH_PUBLIC_KEY that is not a PEM', { AUTH_PUBLIC_KEY: 'nope' }, 'AUTH_PUBLIC_KEY'],
+    ['TASK_RETENTION without a unit', { TASK_RETENTION: '30' }, 'TASK_RETENTION'],
+    ['TASK_RETENTION in words', { TASK_RETENTION: 'forever' }, 'TASK_RETENTION'],
+    ['TASK_RETENTION with an unknown unit', { TASK_RETENTION: '2y' }, 'TASK_RETENTION'],
+    ['REDIS_COMMAND_TIMEOUT_MS of zero', { REDIS_COMMAND_TIMEOUT_MS: '0' }, 'REDIS_COMMAND_TIMEOUT_MS'],
+    ['MAX_RUNNING_PER_USER negative', { MAX_RUNNING_PER_USER: '-1' }, 'MAX_RUNNING_PER_USER'],
   ])('should refuse %s with a ConfigError naming the variable', (_what, env, variable) => {
     const error = configErrorOf(env);
     expect(error.variable).toBe(variable);
     expect(error.message.startsWith(`${variable}: `)).toBe(true);
+  });
+
+  it('should read TASK_RETENTION as a duration, 0 and off keeping tasks forever, 30 days by default', () => {
+    expect(loadConfig({ TASK_RETENTION: '12h' }).taskRetentionMs).toBe(12 * 3_600_000);
+    expect(loadConfig({ TASK_RETENTION: '90m' }).taskRetentionMs).toBe(90 * 60_000);
+    expect(loadConfig({ TASK_RETENTION: '45S' }).taskRetentionMs).toBe(45_000);
+    expect(loadConfig({ TASK_RETENTION: 'off' }).taskRetentionMs).toBe(0);
+    expect(loadConfig({ TASK_RETENTION: '0' }).taskRetentionMs).toBe(0);
+    expect(loadConfig({}).taskRetentionMs).toBe(30 * 86_400_000);
+  });
+
+  it('should give each user a fair share of the workers unless MAX_RUNNING_PER_USER says otherwise', () => {
+    expect(loadConfig({ WORKER_CONCURRENCY: '2' }).maxRunningPerUser).toBe(1);
+    expect(loadConfig({ WORKER_CONCURRENCY: '32' }).maxRunningPerUser).toBe(16);
+    expect(loadConfig({ WORKER_CONCURRENCY: '0' }).maxRunningPerUser).toBe(1);
+    expect(loadConfig({ WORKER_CONCURRENCY: '2', MAX_RUNNING_PER_USER: '0' }).maxRunningPerUser).toBe(0);
+    expect(loadConfig({ MAX_RUNNING_PER_USER: '3' }).maxRunningPerUser).toBe(3);
   });
 
   it('should refuse NODE_ENV=production without any AUTH_* key, saying why', () => {
