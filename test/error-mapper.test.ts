@@ -11,6 +11,7 @@ import {
   NotFoundError,
   RateLimitedError,
   UnauthenticatedError,
+  UnavailableError,
 } from '../src/tasks/errors.js';
 
 function recordingLogger() {
@@ -77,6 +78,17 @@ describe('toClientError', () => {
       },
     ],
     [
+      'UnavailableError',
+      new UnavailableError('the task store cannot write: the disk is full', 'store', 5_000),
+      'the task store cannot write: the disk is full',
+      {
+        code: 'SERVICE_UNAVAILABLE',
+        retryAfter: 5,
+        part: 'store',
+        http: { status: 503, headers: { 'retry-after': '5' } },
+      },
+    ],
+    [
       'InvalidInputError with the known kinds',
       new InvalidInputError('kind', 'unknown task kind "nope"', { knownKinds: ['sleep', 'echo'] }),
       'kind: unknown task kind "nope"',
@@ -140,6 +152,7 @@ describe('clientError', () => {
   it.each([
     [ErrorCode.Unauthenticated, { status: 401 }],
     [ErrorCode.RateLimited, { status: 429 }],
+    [ErrorCode.ServiceUnavailable, { status: 503 }],
   ])('should give %s its HTTP status', (code, http) => {
     expect(clientError(code, 'no', { limit: 'x' }).extensions).toEqual({ code, limit: 'x', http });
   });

@@ -34,7 +34,11 @@ export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 /** yoga's message for a masked error. */
 const UNEXPECTED_ERROR = 'Unexpected error.';
 
-const HTTP_STATUS: Partial<Record<ErrorCode, number>> = { UNAUTHENTICATED: 401, RATE_LIMITED: 429 };
+const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
+  UNAUTHENTICATED: 401,
+  RATE_LIMITED: 429,
+  SERVICE_UNAVAILABLE: 503,
+};
 
 /** The transport's half of "authentication required", which the domain cannot know. */
 const HOW_TO_AUTHENTICATE =
@@ -42,7 +46,7 @@ const HOW_TO_AUTHENTICATE =
 
 /**
  * An error born at the edge (a token refused, a per-connection limit): its message is shown as is,
- * `extensions.code` says what kind it is and, for UNAUTHENTICATED and RATE_LIMITED,
+ * `extensions.code` says what kind it is and, for UNAUTHENTICATED, RATE_LIMITED and SERVICE_UNAVAILABLE,
  * `extensions.http` gives yoga the HTTP status.
  */
 export function clientError(
