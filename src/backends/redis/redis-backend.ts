@@ -8,6 +8,7 @@ import { RedisBus } from './redis-bus.js';
 import { createRedisClient, parseRedisUrl, type RedisClient, waitUntilReady } from './redis-connection.js';
 import { RedisControl } from './redis-control.js';
 import { GuardedRedisPubSub } from './redis-pubsub.js';
+import { RedisRetention } from './redis-retention.js';
 import { RedisRateLimiter } from './redis-rate-limiter.js';
 import { RedisRepository } from './redis-repository.js';
 import { RedisRevocations } from './redis-revocations.js';
@@ -130,6 +131,12 @@ export async function createRedisBackend(options: RedisBackendOptions): Promise<
     ...(options.maxRunningPerUser === undefined ? {} : { maxRunningPerUser: options.maxRunningPerUser }),
   });
   const control = new RedisControl({ pubsub, publisher: client, keys, logger });
+  const { taskRetentionMs = 0 } = options;
+  const retention =
+    taskRetentionMs > 0
+      ? new RedisRetention({ client, keys, retentionMs: taskRetentionMs, logger })
+      : undefined;
+  retention?.start();
   return {
     tasks: repository,
     bus,
@@ -147,6 +154,7 @@ export async function createRedisBackend(options: RedisBackendOptions): Promise<
     startWorkers: (concurrency) => queue.start(concurrency),
     stopWorkers: (graceMs = 0) => queue.stopWorkers(graceMs),
     async close() {
+      await retention?.close();
       await queue.close();
       await Promise.all(clients.map((c) => c.quit().catch(() => c.disconnect())));
     },
