@@ -3,7 +3,7 @@
  * running cap, retention), and the few steps those suites take on it.
  */
 import { createRedisBackend } from '../../src/backends/redis/redis-backend.js';
-import { createLogger } from '../../src/logger.js';
+import { createLogger, type Logger } from '../../src/logger.js';
 import { KindRegistry } from '../../src/tasks/kind-registry.js';
 import { BUILT_IN_KINDS } from '../../src/tasks/kinds/index.js';
 import type { Backend } from '../../src/tasks/ports.js';
@@ -14,7 +14,7 @@ import { deletePrefix, TEST_REDIS_URL, uniquePrefix } from '../utils/redis.js';
 /** A Redis backend on a fresh prefix, torn down after each test. */
 export async function workerBackend(
   cleanups: (() => Promise<void>)[],
-  options: { maxRunningPerUser?: number; keyPrefix?: string } = {},
+  options: { maxRunningPerUser?: number; keyPrefix?: string; logger?: Logger } = {},
 ): Promise<Backend> {
   const keyPrefix = options.keyPrefix ?? uniquePrefix();
   const backend = await createRedisBackend({

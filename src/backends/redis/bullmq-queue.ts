@@ -7,6 +7,7 @@ import type { TaskQueue, TaskRepository } from '../../tasks/ports.js';
 import { type Task, TaskStatus } from '../../tasks/task.js';
 import { executeTask } from '../../tasks/task-executor.js';
 import type { RedisKeys } from './keys.js';
+import { logWorkerError } from './lost-jobs.js';
 import type { RedisClient } from './redis-connection.js';
 import type { GuardedRedisPubSub } from './redis-pubsub.js';
 import { RunningLeases } from './running-leases.js';
@@ -151,7 +152,9 @@ export class BullmqQueue implements TaskQueue {
       stalledInterval: Math.max(1_000, Math.floor(lockDurationMs / 2)),
       maxStalledCount: 1_000,
     });
-    this.#worker.on('error', (err) => logger.error('worker error', { err }));
+    this.#worker.on('error', (err) => logWorkerError(logger, err));
+    // A lock not renewed may be a job delivered again: the store says whether the run is still its.
+    this.#worker.on('lockRenewalFailed', () => void runs.check());
     this.#worker.on('failed', (job, err) => logger.error('job failed', { jobId: job?.id, err }));
     await this.#worker.waitUntilReady();
   }
