@@ -37,7 +37,8 @@ describe('a gateway draining while another serves', () => {
   let gatewayA: ChildServer;
   let gatewayB: ChildServer;
   beforeAll(async () => {
-    const env = deployment({ DRAIN_GRACE_MS: '60000', LOG_LEVEL: 'info' });
+    // Both of the user's sleeps run on gateway A at once: no per-user cap below its two slots.
+    const env = deployment({ DRAIN_GRACE_MS: '60000', LOG_LEVEL: 'info', MAX_RUNNING_PER_USER: '2' });
     [gatewayA, gatewayB] = await Promise.all([
       startChildServer({ env: { ...env, WORKER_CONCURRENCY: '2' } }),
       startChildServer({ env: { ...env, WORKER_CONCURRENCY: '1' } }),
