@@ -8,6 +8,7 @@ import { MemoryRateLimiter } from './memory-rate-limiter.js';
 import { storeFile } from './sqlite-file.js';
 import { SqliteRepository } from './sqlite-repository.js';
 import { SqliteRevocations } from './sqlite-revocations.js';
+import { TaskRetention } from './task-retention.js';
 import { WalCheckpointer } from './wal-checkpointer.js';
 
 export interface EmbeddedBackendOptions {
@@ -24,10 +25,16 @@ export interface EmbeddedBackendOptions {
   readonly observe?: TaskEventObserver | undefined;
 }
 
-/** One process, no other service: SQLite store and log, in-process bus and workers. */
+/**
+ * One process, no other service: SQLite store and log, in-process bus and workers. Throws an
+ * error naming `dataDir` and the cause when the store cannot be opened (a new database on a full
+ * disk); an existing one that cannot be written starts, not ready, and serves reads.
+ */
 export function createEmbeddedBackend({
   dataDir,
   eventRetention,
+  taskRetentionMs = 0,
+  maxRunningPerUser = 0,
   kinds,
   logger,
   observe,
@@ -38,11 +45,21 @@ export function createEmbeddedBackend({
     eventRetention,
     publish: (event) => bus.publish(event),
     observe,
+    logger,
   });
-  const workers = new EmbeddedWorkers(repository, kinds, logger);
+  const workers = new EmbeddedWorkers(repository, kinds, logger, maxRunningPerUser);
   const revocations = new SqliteRevocations({ dataDir });
   const file = storeFile(dataDir);
   const checkpointer = file === null ? null : new WalCheckpointer(file, logger);
+  const retention =
+    taskRetentionMs > 0
+      ? new TaskRetention({
+          retentionMs: taskRetentionMs,
+          purge: (cutoff, limit) => repository.purgeFinished(cutoff, limit),
+          logger,
+        })
+      : null;
+  retention?.start();
   return {
     tasks: repository,
     bus,
@@ -51,24 +68,22 @@ export function createEmbeddedBackend({
     revocations,
     rateLimiter: (_name, rule) => new MemoryRateLimiter(rule),
     async probe(): Promise<readonly ProbeResult[]> {
+      let problem: string | null;
       try {
-        repository.ping();
-        return [
-          { part: 'store', ok: true },
-          { part: 'bus', ok: true },
-        ];
+        problem = repository.problem();
       } catch (error) {
-        const detail = error instanceof Error ? error.message : String(error);
-        return [
-          { part: 'store', ok: false, detail },
-          { part: 'bus', ok: true },
-        ];
+        problem = error instanceof Error ? error.message : String(error);
       }
+      return [
+        problem === null ? { part: 'store', ok: true } : { part: 'store', ok: false, detail: problem },
+        { part: 'bus', ok: true },
+      ];
     },
     startWorkers: (concurrency) => workers.start(concurrency),
     stopWorkers: (graceMs = 0) => workers.close(graceMs),
     async close() {
       await workers.close(0);
+      await retention?.close();
       await checkpointer?.close();
       repository.close();
       revocations.close();

@@ -1,11 +1,14 @@
 import { MAX_TIMER_MS } from '../../lib/timers.js';
 import type { Logger } from '../../logger.js';
 import { recoverInterrupted } from '../../tasks/claims.js';
+import { UnavailableError } from '../../tasks/errors.js';
 import type { KindRegistry } from '../../tasks/kind-registry.js';
-import type { TaskChange, TaskQueue } from '../../tasks/ports.js';
+import type { TaskChange, TaskQueue, TaskRepository } from '../../tasks/ports.js';
 import type { Task } from '../../tasks/task.js';
 import { type AbortCause, executeTask } from '../../tasks/task-executor.js';
 import * as transitions from '../../tasks/transitions.js';
+import { retryingTransitions } from './retrying-writes.js';
+import { RunningPerUser } from './running-per-user.js';
 import type { SqliteRepository } from './sqlite-repository.js';
 
 /**
@@ -22,11 +25,21 @@ const SWEEP_BATCH = 1_000;
  * many as there are free slots by id in one transaction and runs them in this process. The store is
  * searched only at start, every {@link SWEEP_INTERVAL_MS}, and when the held ids ran out while a
  * search had found more than it took — never on a task's path.
+ *
+ * A store that cannot write (the disk is full) stops nothing for good: a failed claim leaves its
+ * ids held for the next search, a run's outcome is written again until it commits
+ * ({@link retryingTransitions}), and recovery at start is tried again at each search until it
+ * succeeds (nothing is claimed before it has: it tells interrupted runs from ours by status).
  */
 export class EmbeddedWorkers implements TaskQueue {
   readonly #repository: SqliteRepository;
   readonly #kinds: KindRegistry;
   readonly #logger: Logger;
+  /** The store as runs write to it: each write retried while the store cannot write. */
+  readonly #runStore: TaskRepository;
+  /** Aborted when the runner stops for good: runs stop retrying their writes. */
+  readonly #shutdown = new AbortController();
+  readonly #perUser: RunningPerUser;
   readonly #running = new Map<string, { abort: AbortController; done: Promise<unknown> }>();
   /** Ids of tasks due now, in the order they became due (a Set: an id is held once). */
   readonly #due = new Set<string>();
@@ -41,18 +54,28 @@ export class EmbeddedWorkers implements TaskQueue {
   #backlog = false;
   #sweepTimer: NodeJS.Timeout | undefined;
   #stopped = false;
+  /** Tasks a crashed process left RUNNING have been dealt with; claiming may begin. */
+  #recovered = false;
+  #recovering: Promise<void> | undefined;
 
-  constructor(repository: SqliteRepository, kinds: KindRegistry, logger: Logger) {
+  /** `maxRunningPerUser`: tasks of one user running at once (MAX_RUNNING_PER_USER); 0: no cap. */
+  constructor(repository: SqliteRepository, kinds: KindRegistry, logger: Logger, maxRunningPerUser = 0) {
     this.#repository = repository;
     this.#kinds = kinds;
     this.#logger = logger;
+    this.#runStore = retryingTransitions(repository, this.#shutdown.signal, logger);
+    this.#perUser = new RunningPerUser(maxRunningPerUser);
   }
 
-  /** Recovers tasks a crashed process left RUNNING, then starts claiming. */
+  /**
+   * Recovers tasks a crashed process left RUNNING, then starts claiming. When the store cannot
+   * write, start-up goes on (reads are served): the error is logged once, and recovery and claims
+   * follow by themselves once it can.
+   */
   async start(concurrency: number): Promise<void> {
     this.#concurrency = concurrency;
     if (concurrency === 0) return;
-    await this.#recoverInterrupted();
+    await this.#recover(true);
     this.#sweep();
   }
 
@@ -80,6 +103,7 @@ export class EmbeddedWorkers implements TaskQueue {
    */
   async close(graceMs = 0): Promise<void> {
     this.#stopped = true;
+    await this.#recovering?.catch(() => {});
     clearTimeout(this.#sweepTimer);
     clearImmediate(this.#pumpImmediate);
     for (const timer of this.#later.values()) clearTimeout(timer);
@@ -95,8 +119,35 @@ export class EmbeddedWorkers implements TaskQueue {
       clearTimeout(timer);
     }
     const inFlight = [...this.#running.values()];
+    this.#shutdown.abort();
     for (const run of inFlight) run.abort.abort('shutdown' satisfies AbortCause);
     await Promise.allSettled(inFlight.map((run) => run.done));
+  }
+
+  /** Recovers interrupted tasks unless done already; a store that cannot write leaves it for the next search. */
+  #recover(first = false): Promise<void> {
+    if (this.#recovered || this.#stopped) return Promise.resolve();
+    this.#recovering ??= this.#recoverInterrupted()
+      .then(
+        () => {
+          this.#recovered = true;
+          if (!first) this.#logger.info('recovered interrupted tasks; claiming tasks again');
+        },
+        (err: unknown) => {
+          if (!(err instanceof UnavailableError)) throw err;
+          if (first) {
+            // The store logged its error already; this says what it means for start-up.
+            this.#logger.warn(
+              'starting without recovering interrupted tasks: they are recovered, and queued tasks run, once the store can write; reads are served meanwhile',
+              { reason: err.message },
+            );
+          }
+        },
+      )
+      .finally(() => {
+        this.#recovering = undefined;
+      });
+    return this.#recovering;
   }
 
   async #recoverInterrupted(): Promise<void> {
@@ -129,19 +180,33 @@ export class EmbeddedWorkers implements TaskQueue {
   #sweep(): void {
     clearTimeout(this.#sweepTimer);
     if (this.#stopped) return;
-    this.#searchStore();
-    this.#pump();
-    // Earlier when a retry queued before a restart (no timer here holds it) falls due sooner.
-    // Tasks due already are held, or come with the next search.
-    const untilNext = (this.#repository.nextDueAt() ?? Number.POSITIVE_INFINITY) - Date.now();
-    const wait = untilNext > 0 ? Math.min(SWEEP_INTERVAL_MS, untilNext) : SWEEP_INTERVAL_MS;
+    let wait = SWEEP_INTERVAL_MS;
+    if (!this.#recovered) {
+      this.#recover().then(
+        () => {
+          if (this.#recovered) this.#sweep();
+        },
+        (err: unknown) => this.#logger.error('recovering interrupted tasks failed', { err }),
+      );
+    } else {
+      try {
+        this.#searchStore();
+        this.#pump();
+        // Earlier when a retry queued before a restart (no timer here holds it) falls due sooner.
+        // Tasks due already are held, or come with the next search.
+        const untilNext = (this.#repository.nextDueAt() ?? Number.POSITIVE_INFINITY) - Date.now();
+        if (untilNext > 0) wait = Math.min(SWEEP_INTERVAL_MS, untilNext);
+      } catch (err) {
+        this.#logger.warn('searching the store for due tasks failed; the next search tries again', { err });
+      }
+    }
     this.#sweepTimer = setTimeout(() => this.#sweep(), wait);
     this.#sweepTimer.unref();
   }
 
   #searchStore(): void {
     const ids = this.#repository.dueTaskIds(Date.now(), SWEEP_BATCH);
-    for (const id of ids) if (!this.#running.has(id)) this.#due.add(id);
+    for (const id of ids) if (!this.#running.has(id) && !this.#perUser.isHeld(id)) this.#due.add(id);
     this.#backlog = ids.length === SWEEP_BATCH;
   }
 
@@ -154,34 +219,48 @@ export class EmbeddedWorkers implements TaskQueue {
     });
   }
 
-  /** Claims as many held ids as there are free slots, in one transaction, and runs what it got. */
+  /**
+   * Claims as many held ids as there are free slots, in one transaction, and runs what it got;
+   * again while the per-user cap refused some and slots and ids are left.
+   */
   #pump(): void {
-    if (this.#stopped) return;
-    if (this.#due.size === 0 && this.#backlog) this.#searchStore();
-    const free = this.#concurrency - this.#busy;
-    if (free <= 0 || this.#due.size === 0) return;
-    const ids: string[] = [];
-    for (const id of this.#due) {
-      this.#due.delete(id);
-      if (!this.#running.has(id)) ids.push(id);
-      if (ids.length === free) break;
+    while (!this.#stopped && this.#recovered) {
+      try {
+        if (this.#due.size === 0 && this.#backlog) this.#searchStore();
+      } catch (err) {
+        this.#logger.warn('searching the store for due tasks failed; the next search tries again', { err });
+        return;
+      }
+      const free = this.#concurrency - this.#busy;
+      if (free <= 0 || this.#due.size === 0) return;
+      const ids: string[] = [];
+      for (const id of this.#due) {
+        this.#due.delete(id);
+        if (!this.#running.has(id)) ids.push(id);
+        if (ids.length === free) break;
+      }
+      if (ids.length === 0) return;
+      const { change, refused } = this.#perUser.limit(claimIfDue(Date.now()));
+      let claimed: Task[];
+      try {
+        claimed = this.#repository.claim(ids, change);
+      } catch (err) {
+        // The ids stay held; the next sweep tries again, so a failing store is not hammered.
+        for (const id of ids) this.#due.add(id);
+        // A store that cannot write logged that once already.
+        if (!(err instanceof UnavailableError)) this.#logger.error('claiming tasks failed', { err });
+        return;
+      }
+      for (const task of refused) this.#perUser.hold(task);
+      for (const task of claimed) this.#run(task);
+      if (refused.length === 0) return;
     }
-    if (ids.length === 0) return;
-    let claimed: Task[];
-    try {
-      claimed = this.#repository.claim(ids, claimIfDue(Date.now()));
-    } catch (err) {
-      // The ids stay held; the next sweep tries again, so a failing store is not hammered.
-      for (const id of ids) this.#due.add(id);
-      this.#logger.error('claiming tasks failed', { err });
-      return;
-    }
-    for (const task of claimed) this.#run(task);
   }
 
   #run(task: Task): void {
     const abort = new AbortController();
     this.#busy++;
+    this.#perUser.started(task.userId);
     let settled = false;
     // The slot is free once the handler has settled; its outcome is written meanwhile.
     const onSettled = () => {
@@ -191,7 +270,7 @@ export class EmbeddedWorkers implements TaskQueue {
       this.#pumpNextTurn();
     };
     const done = executeTask(task, abort, {
-      repository: this.#repository,
+      repository: this.#runStore,
       kinds: this.#kinds,
       logger: this.#logger,
       onSettled,
@@ -205,6 +284,11 @@ export class EmbeddedWorkers implements TaskQueue {
       .finally(() => {
         onSettled();
         this.#running.delete(task.id);
+        const released = this.#perUser.ended(task.userId);
+        if (released.length > 0 && !this.#stopped) {
+          for (const id of released) this.#due.add(id);
+          this.#pumpNextTurn();
+        }
       });
     this.#running.set(task.id, { abort, done });
   }

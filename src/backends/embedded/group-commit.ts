@@ -20,7 +20,8 @@ interface PendingWrite {
  * Each write runs in a savepoint of its own: one that throws is rolled back alone and rejects
  * alone; the others commit. A write's promise settles only after the commit (durable as every
  * commit is), so a caller never reports something the store could still lose; when the commit
- * itself fails (e.g. the disk is full) every write of the group rejects with that error.
+ * itself fails (e.g. the disk is full), or SQLite rolled the whole transaction back, every write of
+ * the group rejects with that error: nothing of the group is stored.
  */
 export class GroupCommit {
   #pending: PendingWrite[] = [];
@@ -38,6 +39,10 @@ export class GroupCommit {
         try {
           return { ok: true, value: this.#inSavepoint(work) };
         } catch (error) {
+          // SQLite may answer a full disk or an I/O error by rolling back the whole transaction:
+          // the writes before this one are gone, and the rest would run outside any transaction
+          // (each committing alone while its caller is told it failed). The group fails as one.
+          if (!db.inTransaction) throw error;
           return { ok: false, error };
         }
       }),

@@ -1,6 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
+import { prepareTaskStore } from './sqlite-schema.js';
+import { cannotOpenStore } from './storage-errors.js';
 import { SAFETY_NET_PAGES, type WalCheckpointer } from './wal-checkpointer.js';
 
 /**
@@ -26,4 +28,20 @@ export function openStoreDatabase(dataDir: string): Database.Database {
 /** The store's file in `dataDir`; `null` for `:memory:`. */
 export function storeFile(dataDir: string): string | null {
   return dataDir === ':memory:' ? null : path.join(dataDir, 'tasks.sqlite');
+}
+
+/**
+ * The task store's database, its tables made or brought up to date. Throws an error naming
+ * DATA_DIR and the cause when it cannot be (e.g. a new database on a full disk).
+ */
+export function openTaskStore(dataDir: string): Database.Database {
+  let db: Database.Database | undefined;
+  try {
+    db = openStoreDatabase(dataDir);
+    prepareTaskStore(db);
+    return db;
+  } catch (error) {
+    db?.close();
+    throw cannotOpenStore(error, dataDir);
+  }
 }

@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3';
+import type { Logger } from '../../logger.js';
 import { CursorExpiredError } from '../../tasks/errors.js';
 import { decodeTaskCursor, encodeTaskCursor, notAPageCursor } from '../../tasks/page-cursor.js';
 import type {
@@ -13,9 +14,10 @@ import type {
 import { isFinal, type Task, type TaskEvent, TaskStatus } from '../../tasks/task.js';
 import { type EventCursor, encodeEventCursor, parseEventCursor } from './event-cursor.js';
 import { GroupCommit } from './group-commit.js';
-import { openStoreDatabase } from './sqlite-file.js';
-import { prepareTaskStore } from './sqlite-schema.js';
+import { openTaskStore } from './sqlite-file.js';
+import { type PurgeBatch, type PurgeCount, preparePurge } from './sqlite-retention.js';
 import { type EventRow, prepareStatements, type TaskRow } from './sqlite-statements.js';
+import { StoreHealth } from './store-health.js';
 
 /** A transition applied: the event appended and the status the task had before. */
 interface Transitioned {
@@ -32,6 +34,8 @@ export interface SqliteRepositoryOptions {
   readonly publish: (event: TaskEvent) => void;
   /** Told of each event after it is published (metrics, logs). */
   readonly observe?: TaskEventObserver | undefined;
+  /** Told once when the store stops being able to write, and when it can again. */
+  readonly logger?: Logger | undefined;
 }
 
 /**
@@ -46,6 +50,8 @@ export class SqliteRepository implements TaskRepository {
   readonly #observe: TaskEventObserver | undefined;
   readonly #statements: ReturnType<typeof prepareStatements>;
   readonly #commits: GroupCommit;
+  readonly #health: StoreHealth;
+  readonly #purge: PurgeBatch;
   // Transactions made once: better-sqlite3 builds four wrapper functions per `transaction()` call.
   readonly #claimAll: (ids: readonly string[], claim: TaskChange) => Transitioned[];
   readonly #readLog: (
@@ -56,9 +62,9 @@ export class SqliteRepository implements TaskRepository {
     limit: number,
   ) => EventRow[];
 
-  constructor({ dataDir, eventRetention, publish, observe }: SqliteRepositoryOptions) {
-    this.#db = openStoreDatabase(dataDir);
-    prepareTaskStore(this.#db);
+  constructor({ dataDir, eventRetention, publish, observe, logger }: SqliteRepositoryOptions) {
+    this.#db = openTaskStore(dataDir);
+    this.#health = new StoreHealth(dataDir, logger);
     // The newest event of a log is never trimmed: the next number is taken from it.
     this.#retention = Math.max(1, eventRetention);
     this.#publishEvent = publish;
@@ -66,6 +72,7 @@ export class SqliteRepository implements TaskRepository {
     this.#commits = new GroupCommit(this.#db);
     const db = this.#db;
     this.#statements = prepareStatements(db);
+    this.#purge = preparePurge(db, this.#statements);
     this.#claimAll = db.transaction((ids: readonly string[], claim: TaskChange) =>
       ids.map((id) => this.#transitionNow(id, claim)).filter((transitioned) => transitioned !== null),
     );
@@ -105,38 +112,41 @@ export class SqliteRepository implements TaskRepository {
   }
 
   async createMany(tasks: readonly Task[]): Promise<CreateOutcome[]> {
-    const { outcomes, appended } = await this.#commits.run(() => {
-      const appended: TaskEvent[] = [];
-      const outcomes = tasks.map((task) => {
-        if (task.idempotencyKey !== null) {
-          const existing = this.#statements.taskByKey.get(task.userId, task.idempotencyKey);
-          if (existing) return { task: JSON.parse(existing.data) as Task, created: false };
-        }
-        this.#statements.insertTask.run(
-          task.id,
-          task.userId,
-          task.status,
-          task.external ? 1 : 0,
-          task.runAt,
-          task.idempotencyKey,
-          JSON.stringify(task),
-        );
-        appended.push(this.#append(task));
-        return { task, created: true };
-      });
-      return { outcomes, appended };
-    });
+    const { outcomes, appended } = await this.#write(
+      () => {
+        const appended: TaskEvent[] = [];
+        const outcomes = tasks.map((task) => {
+          if (task.idempotencyKey !== null) {
+            const existing = this.#statements.taskByKey.get(task.userId, task.idempotencyKey);
+            if (existing) return { task: JSON.parse(existing.data) as Task, created: false };
+          }
+          this.#statements.insertTask.run(
+            task.id,
+            task.userId,
+            task.status,
+            task.external ? 1 : 0,
+            task.runAt,
+            task.idempotencyKey,
+            JSON.stringify(task),
+          );
+          appended.push(this.#append(task));
+          return { task, created: true };
+        });
+        return { outcomes, appended };
+      },
+      (done) => done.appended.length > 0,
+    );
     for (const event of appended) this.#publish(event, null);
     return outcomes;
   }
 
   async findByIdempotencyKey(userId: string, key: string): Promise<Task | null> {
-    const row = this.#statements.taskByKey.get(userId, key);
+    const row = this.#health.read(() => this.#statements.taskByKey.get(userId, key));
     return row ? (JSON.parse(row.data) as Task) : null;
   }
 
   async get(id: string): Promise<Task | null> {
-    const row = this.#statements.taskById.get(id);
+    const row = this.#health.read(() => this.#statements.taskById.get(id));
     return row ? (JSON.parse(row.data) as Task) : null;
   }
 
@@ -156,7 +166,9 @@ export class SqliteRepository implements TaskRepository {
       params.push(this.#pageSeq(after, userId));
     }
     const sql = `SELECT seq, id, data FROM tasks ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq DESC LIMIT ?`;
-    const rows = this.#db.prepare<(string | number)[], TaskRow>(sql).all(...params, first + 1);
+    const rows = this.#health.read(() =>
+      this.#db.prepare<(string | number)[], TaskRow>(sql).all(...params, first + 1),
+    );
     const page = rows.slice(0, first);
     return {
       tasks: page.map((row) => JSON.parse(row.data) as Task),
@@ -167,7 +179,10 @@ export class SqliteRepository implements TaskRepository {
 
   /** `seen` is not needed: the task is read inside the same transaction, without a round trip. */
   async transition(id: string, change: TaskChange, _seen?: Task): Promise<TaskEvent | null> {
-    const transitioned = await this.#commits.run(() => this.#transitionNow(id, change));
+    const transitioned = await this.#write(
+      () => this.#transitionNow(id, change),
+      (done) => done !== null,
+    );
     if (!transitioned) return null;
     this.#publish(transitioned.event, transitioned.previous);
     return transitioned.event;
@@ -175,7 +190,7 @@ export class SqliteRepository implements TaskRepository {
 
   async readEvents(userId: string, after: string | null, { finalOnly, limit }: ReadEventsOptions) {
     const cursor = after === null ? null : parseEventCursor(after);
-    const rows = this.#readLog(userId, cursor, after, finalOnly, limit);
+    const rows = this.#health.read(() => this.#readLog(userId, cursor, after, finalOnly, limit));
     return rows.map((row) => ({
       cursor: encodeEventCursor(row.user_seq),
       task: JSON.parse(row.data) as Task,
@@ -184,7 +199,7 @@ export class SqliteRepository implements TaskRepository {
   }
 
   async lastCursor(userId: string): Promise<string> {
-    return encodeEventCursor(this.#lastUserSeq(userId));
+    return encodeEventCursor(this.#health.read(() => this.#lastUserSeq(userId)));
   }
 
   /**
@@ -209,39 +224,76 @@ export class SqliteRepository implements TaskRepository {
    * which tasks it queued, so no query looks for them.
    */
   claim(ids: readonly string[], claim: TaskChange): Task[] {
-    const claimed = this.#claimAll(ids, claim);
+    const claimed = this.#health.writeSync(
+      () => this.#claimAll(ids, claim),
+      (done) => done.length > 0,
+    );
     for (const { event, previous } of claimed) this.#publish(event, previous);
     return claimed.map(({ event }) => event.task);
   }
 
   /** Ids of up to `limit` QUEUED tasks due at `now`, oldest due first (our runner's tasks only). */
   dueTaskIds(now: number, limit: number): string[] {
-    return this.#statements.dueTasks.all(TaskStatus.Queued, now, limit).map((row) => row.id);
+    return this.#health
+      .read(() => this.#statements.dueTasks.all(TaskStatus.Queued, now, limit))
+      .map((row) => row.id);
   }
 
   /** QUEUED tasks our runner will run (due now or later). */
   countQueued(): number {
-    return this.#statements.countWithStatus.get(TaskStatus.Queued)?.n ?? 0;
+    return this.#health.read(() => this.#statements.countWithStatus.get(TaskStatus.Queued)?.n ?? 0);
   }
 
-  /** Throws when the database does not answer a trivial query. */
-  ping(): void {
-    this.#statements.ping.get();
+  /**
+   * Why the store cannot serve now, or `null` when it can: a failed trivial query, a full disk, or
+   * (after a write failed) a small write that does not commit. Not tried on a full disk: a small
+   * write may still fit in room the WAL kept while the writes that matter do not.
+   */
+  problem(): string | null {
+    this.#health.read(() => this.#statements.ping.get());
+    if (this.#health.failure && !this.#health.diskIsFull()) {
+      try {
+        this.#health.writeSync(() => this.#statements.probeWrite.run(Date.now()));
+      } catch {
+        // The failure stays remembered; problem() reports it.
+      }
+    }
+    return this.#health.problem();
+  }
+
+  /** Whether the last write failed for want of storage (and none has committed since). */
+  get writeFailed(): boolean {
+    return this.#health.failure !== null;
   }
 
   /** When the next queued task becomes due, or `null` when none waits. */
   nextDueAt(): number | null {
-    return this.#statements.nextDue.get(TaskStatus.Queued)?.run_at ?? null;
+    return this.#health.read(() => this.#statements.nextDue.get(TaskStatus.Queued)?.run_at ?? null);
   }
 
   /** Ids of tasks our runner had RUNNING; after a crash these were interrupted. */
   runningTaskIds(): string[] {
-    return this.#statements.tasksWithStatus.all(TaskStatus.Running).map((row) => row.id);
+    return this.#health
+      .read(() => this.#statements.tasksWithStatus.all(TaskStatus.Running))
+      .map((row) => row.id);
+  }
+
+  /** One batch of the task retention (see {@link preparePurge}), its own transaction. */
+  purgeFinished(cutoff: number, limit: number): PurgeCount {
+    return this.#health.writeSync(
+      () => this.#purge(cutoff, limit),
+      (purged) => purged.tasks + purged.events > 0,
+    );
   }
 
   close(): void {
     this.#commits.flush();
     this.#db.close();
+  }
+
+  /** A write with the next group commit; a storage failure rejects with `UnavailableError`. */
+  #write<T>(work: () => T, wrote: (value: T) => boolean): Promise<T> {
+    return this.#health.write(() => this.#commits.run(work), wrote);
   }
 
   #publish(event: TaskEvent, previous: Task['status'] | null): void {
@@ -262,6 +314,7 @@ export class SqliteRepository implements TaskRepository {
       stored.external ? 1 : 0,
       stored.runAt,
       JSON.stringify(stored),
+      isFinal(stored.status) ? (stored.finishedAt ?? Date.now()) : null,
       id,
     );
     return { event: this.#append(stored), previous: current.status };

@@ -1,6 +1,7 @@
 import type Database from 'better-sqlite3';
 import type { RevocationStore } from '../../tasks/ports.js';
 import { openStoreDatabase } from './sqlite-file.js';
+import { StoreHealth } from './store-health.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS revocations (
@@ -22,8 +23,11 @@ export interface SqliteRevocationsOptions {
 export class SqliteRevocations implements RevocationStore {
   readonly #db: Database.Database;
   readonly #statements;
+  /** Turns a storage failure into `UnavailableError` (SERVICE_UNAVAILABLE) for the caller. */
+  readonly #health: StoreHealth;
 
   constructor({ dataDir }: SqliteRevocationsOptions) {
+    this.#health = new StoreHealth(dataDir);
     this.#db = openStoreDatabase(dataDir);
     this.#db.exec(SCHEMA);
     this.#statements = {
@@ -39,11 +43,12 @@ export class SqliteRevocations implements RevocationStore {
   }
 
   async revokeBefore(userId: string, before: number): Promise<number> {
-    return this.#statements.revoke.get(userId, Math.floor(before))?.revoked_before ?? before;
+    const row = this.#health.writeSync(() => this.#statements.revoke.get(userId, Math.floor(before)));
+    return row?.revoked_before ?? before;
   }
 
   async revokedBefore(userId: string): Promise<number> {
-    return this.#statements.read.get(userId)?.revoked_before ?? 0;
+    return this.#health.read(() => this.#statements.read.get(userId))?.revoked_before ?? 0;
   }
 
   close(): void {

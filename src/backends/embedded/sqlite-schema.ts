@@ -10,7 +10,8 @@ CREATE TABLE IF NOT EXISTS tasks (
   external INTEGER NOT NULL,
   run_at INTEGER NOT NULL,
   idempotency_key TEXT,
-  data TEXT NOT NULL
+  data TEXT NOT NULL,
+  finished_at INTEGER
 );
 CREATE INDEX IF NOT EXISTS tasks_by_user ON tasks (user_id, seq);
 CREATE UNIQUE INDEX IF NOT EXISTS tasks_by_idempotency_key ON tasks (user_id, idempotency_key)
@@ -27,6 +28,20 @@ CREATE TABLE IF NOT EXISTS trimmed_logs (
   user_id TEXT PRIMARY KEY,
   trimmed_through INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS store_probe (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  at INTEGER NOT NULL
+);
+`;
+
+/**
+ * When each task already final in a database an earlier version created reached its final status
+ * (`finished_at`, read by the task retention), taken from the task's own JSON.
+ */
+const ADD_FINISHED_AT = `
+ALTER TABLE tasks ADD COLUMN finished_at INTEGER;
+UPDATE tasks SET finished_at = coalesce(json_extract(data, '$.finishedAt'), json_extract(data, '$.createdAt'))
+  WHERE status IN ('SUCCEEDED', 'FAILED', 'CANCELLED');
 `;
 
 /**
@@ -54,6 +69,13 @@ function migrate(db: Database.Database): void {
     db.transaction(() => db.exec(NUMBER_EVENTS_PER_USER))();
   }
   db.exec('CREATE INDEX IF NOT EXISTS events_by_user_seq ON events (user_id, user_seq)');
+  const taskColumns = db.prepare<[], { name: string }>('PRAGMA table_info(tasks)').all();
+  if (!taskColumns.some((column) => column.name === 'finished_at')) {
+    db.transaction(() => db.exec(ADD_FINISHED_AT))();
+  }
+  // What the task retention searches by: tasks by when they finished, events by age.
+  db.exec(`CREATE INDEX IF NOT EXISTS tasks_by_finished_at ON tasks (finished_at) WHERE finished_at IS NOT NULL;
+    CREATE INDEX IF NOT EXISTS events_by_appended_at ON events (appended_at) WHERE appended_at IS NOT NULL;`);
 }
 
 /** Creates the task store's tables, or brings those of an earlier version up to date. */

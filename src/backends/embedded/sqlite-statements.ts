@@ -27,8 +27,8 @@ export function prepareStatements(db: Database.Database) {
     taskByKey: db.prepare<[string, string], TaskRow>(
       'SELECT seq, id, data FROM tasks WHERE user_id = ? AND idempotency_key = ?',
     ),
-    updateTask: db.prepare<[string, number, number, string, string]>(
-      'UPDATE tasks SET status = ?, external = ?, run_at = ?, data = ? WHERE id = ?',
+    updateTask: db.prepare<[string, number, number, string, number | null, string]>(
+      'UPDATE tasks SET status = ?, external = ?, run_at = ?, data = ?, finished_at = ? WHERE id = ?',
     ),
     insertEvent: db.prepare<[string, number, number, string, number]>(
       'INSERT INTO events (user_id, user_seq, final, data, appended_at) VALUES (?, ?, ?, ?, ?)',
@@ -78,5 +78,9 @@ export function prepareStatements(db: Database.Database) {
       'SELECT count(*) AS n FROM tasks WHERE status = ? AND external = 0',
     ),
     ping: db.prepare<[], { one: number }>('SELECT 1 AS one'),
+    // A write of one small row: whether a commit goes through now (the readiness probe's).
+    probeWrite: db.prepare<[number]>(
+      'INSERT INTO store_probe (id, at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET at = excluded.at',
+    ),
   };
 }

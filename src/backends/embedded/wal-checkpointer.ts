@@ -11,18 +11,23 @@ const CLOSE_TIMEOUT_MS = 2_000;
 /**
  * The thread's code (CommonJS, run with `eval`, so that it needs no file of its own in the build):
  * its own connection to the store's file, a PASSIVE checkpoint every interval (it copies what it
- * can without waiting for readers or blocking the writer), and a clean close on request.
+ * can without waiting for readers or blocking the writer), and a clean close on request. A failure
+ * is reported when checkpoints start failing, not at every one, and again once one works.
  */
 const THREAD_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const Database = require(workerData.driver);
 const db = new Database(workerData.file, { fileMustExist: true });
 db.pragma('busy_timeout = 1000');
+let failing = false;
 const timer = setInterval(() => {
   try {
     db.pragma('wal_checkpoint(PASSIVE)');
+    if (failing) parentPort.postMessage({ recovered: true });
+    failing = false;
   } catch (error) {
-    parentPort.postMessage({ error: String((error && error.message) || error) });
+    if (!failing) parentPort.postMessage({ error: String((error && error.message) || error) });
+    failing = true;
   }
 }, workerData.intervalMs);
 parentPort.on('message', (message) => {
@@ -50,9 +55,11 @@ export class WalCheckpointer {
       workerData: { file, driver, intervalMs: CHECKPOINT_INTERVAL_MS },
     });
     this.#worker.unref();
-    this.#worker.on('message', (message: { error?: string }) =>
-      logger.warn('WAL checkpoint failed; the next one tries again', { error: message.error }),
-    );
+    // Told once when checkpoints start failing (a full disk fails every one) and once when one works again.
+    this.#worker.on('message', (message: { error?: string; recovered?: boolean }) => {
+      if (message.recovered) logger.info('WAL checkpoints work again');
+      else logger.warn('WAL checkpoint failed; the next ones try again', { error: message.error });
+    });
     this.#worker.on('error', (err) =>
       logger.error('WAL checkpoint thread stopped; SQLite checkpoints on commit again', { err }),
     );
