@@ -4,7 +4,7 @@
  */
 import { setTimeout as delay } from 'node:timers/promises';
 import { Redis } from 'ioredis';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { RedisKeys } from '../../src/backends/redis/keys.js';
 import { RedisRepository } from '../../src/backends/redis/redis-repository.js';
 import { RedisRetention } from '../../src/backends/redis/redis-retention.js';
@@ -12,7 +12,9 @@ import { createLogger } from '../../src/logger.js';
 import { CursorExpiredError } from '../../src/tasks/errors.js';
 import { newTask, type Task, TaskStatus } from '../../src/tasks/task.js';
 import * as transitions from '../../src/tasks/transitions.js';
+import { waitFor } from '../utils/deferred.js';
 import { deletePrefix, TEST_REDIS_URL, uniquePrefix } from '../utils/redis.js';
+import { start, untilTask, workerBackend } from './worker-backend.js';
 
 const RETENTION_MS = 1_500;
 
@@ -106,5 +108,20 @@ describe('task retention in Redis mode', () => {
     expect(await retention().sweep()).toBe(1);
     expect(await repository.lastCursor(user)).toBe(last);
     expect(await repository.readEvents(user, last, { finalOnly: false, limit: 10 })).toEqual([]);
+  });
+
+  describe('in a running backend', () => {
+    const cleanups: (() => Promise<void>)[] = [];
+    afterEach(async () => {
+      for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+    });
+
+    it('should purge a finished task by itself once its retention is over', async () => {
+      const backend = await workerBackend(cleanups, { taskRetentionMs: 1_000 });
+      await backend.startWorkers(1);
+      const echo = await start(backend, 'kim', 'echo', { value: 1 });
+      await untilTask(backend, echo.id, (task) => task.status === TaskStatus.Succeeded, 'to succeed');
+      await waitFor(async () => (await backend.tasks.get(echo.id)) === null, 'the task to be purged');
+    });
   });
 });

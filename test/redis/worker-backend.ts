@@ -14,7 +14,7 @@ import { deletePrefix, TEST_REDIS_URL, uniquePrefix } from '../utils/redis.js';
 /** A Redis backend on a fresh prefix, torn down after each test. */
 export async function workerBackend(
   cleanups: (() => Promise<void>)[],
-  options: { maxRunningPerUser?: number; keyPrefix?: string; logger?: Logger } = {},
+  options: { maxRunningPerUser?: number; taskRetentionMs?: number; keyPrefix?: string; logger?: Logger } = {},
 ): Promise<Backend> {
   const keyPrefix = options.keyPrefix ?? uniquePrefix();
   const backend = await createRedisBackend({
