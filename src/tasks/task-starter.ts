@@ -9,7 +9,7 @@ import {
 } from './errors.js';
 import type { KindRegistry } from './kind-registry.js';
 import type { Backend, CreateOutcome, RateLimiter } from './ports.js';
-import { type Json, newTask, type Task } from './task.js';
+import { type Json, newTask, type Task, TaskStatus } from './task.js';
 import { assertId, assertUserId } from './user-id.js';
 
 export interface StartTaskArgs {
@@ -68,7 +68,8 @@ export class TaskStarter {
   /**
    * Starts each input's task (see the class). Throws {@link InvalidInputError} for more than
    * {@link MAX_START_BATCH} inputs; a failure of the store or the queue is thrown for the whole
-   * call (tasks stored before it stay stored, and an idempotency key finds them on a retry).
+   * call (tasks stored before it stay stored, and an idempotency key finds them on a retry, which
+   * queues them again; a stored task without a key is never run: the caller cannot find it).
    */
   async startMany(viewer: Viewer, inputs: readonly StartTaskArgs[]): Promise<StartOutcome[]> {
     if (inputs.length > MAX_START_BATCH) {
@@ -185,7 +186,12 @@ export class TaskStarter {
     return viewer.isService ? undefined : this.#limit;
   }
 
-  /** Stores the candidates in one batch and queues the new ones that our workers run. */
+  /**
+   * Stores the candidates in one batch and queues the ones that our workers run: the new ones, and
+   * those an idempotency key found still QUEUED. Queueing a task that has its job already adds
+   * nothing; one whose start failed after it was stored (the job add failed, or the gateway
+   * stopped) gets its job now, so repeating a failed start always gets the task run.
+   */
   async #store(viewer: Viewer, candidates: Candidate[], outcomes: StartOutcome[]): Promise<void> {
     if (candidates.length === 0) return;
     const limit = this.#limitFor(viewer);
@@ -203,7 +209,11 @@ export class TaskStarter {
       if (!result) throw new Error(`the store answered ${stored.length} of ${candidates.length} creations`);
       if (!result.created) {
         unspent++;
-        outcomes[candidate.index] = settle(() => sameTaskOrConflict(result.task, candidate.task));
+        const repeat = settle(() => sameTaskOrConflict(result.task, candidate.task));
+        outcomes[candidate.index] = repeat;
+        if (repeat.ok && repeat.task.status === TaskStatus.Queued && !repeat.task.external) {
+          queued.push(repeat.task);
+        }
         return;
       }
       this.#logger.debug('task started', {

@@ -10,10 +10,16 @@ import type { RedisKeys } from './keys.js';
 import { logWorkerError } from './lost-jobs.js';
 import type { RedisClient } from './redis-connection.js';
 import type { GuardedRedisPubSub } from './redis-pubsub.js';
+import { asUnavailable } from './redis-unavailable.js';
 import { RunningLeases } from './running-leases.js';
 import { WorkerRuns } from './worker-runs.js';
 
-const QUEUE_NAME = 'tasks';
+export const QUEUE_NAME = 'tasks';
+
+/** The id of the job of a task's queued period: the version changes with every transition. */
+export function taskJobId(task: Pick<Task, 'id' | 'version'>): string {
+  return `${task.id}-v${task.version}`;
+}
 
 /**
  * Every job's options. The task in the store keeps the history, so a job leaves nothing behind
@@ -49,6 +55,16 @@ export interface BullmqQueueOptions {
   readonly repository: TaskRepository;
   readonly kinds: KindRegistry;
   readonly logger: Logger;
+  /**
+   * Told of each batch whose jobs were added, e.g. to drop the tasks' enqueue-outbox entries
+   * (the queue of the start path gets it; a worker's re-queued tasks have no entry).
+   */
+  readonly onEnqueued?: ((tasks: readonly Task[]) => void) | undefined;
+  /**
+   * Retry-After of the `UnavailableError` that {@link BullmqQueue.enqueue} throws when Redis could
+   * not be reached (a fail-fast `client` refuses at once while disconnected). @default 1000
+   */
+  readonly unavailableRetryAfterMs?: number | undefined;
   /**
    * How long a worker's lock on a job lasts without renewal; a worker killed mid-task loses its
    * jobs to another worker after about this long. It is also how long a user's running slot
@@ -97,22 +113,29 @@ export class BullmqQueue implements TaskQueue {
     this.#queue.on('error', (err) => options.logger.error('queue error', { err }));
   }
 
-  /** One job per task; a batch goes in one `addBulk` (one round trip). */
+  /**
+   * One job per task; a batch goes in one `addBulk` (one round trip). Adding a job whose id
+   * (`<task id>-v<version>`) exists already does nothing, so queueing a task twice is harmless.
+   */
   async enqueue(tasks: readonly Task[]): Promise<void> {
     const now = Date.now();
     const jobs = tasks.map((task) => ({
       name: 'run',
       data: { taskId: task.id, task },
       opts: {
-        // One job per queued period: the version changes with every transition.
-        jobId: `${task.id}-v${task.version}`,
+        jobId: taskJobId(task),
         delay: Math.max(0, task.runAt - now),
         ...JOB_OPTIONS,
       },
     }));
     const [single] = jobs;
-    if (jobs.length === 1 && single) await this.#queue.add(single.name, single.data, single.opts);
-    else if (jobs.length > 1) await this.#queue.addBulk(jobs);
+    try {
+      if (jobs.length === 1 && single) await this.#queue.add(single.name, single.data, single.opts);
+      else if (jobs.length > 1) await this.#queue.addBulk(jobs);
+    } catch (error) {
+      throw asUnavailable(error, 'queue', this.#options.unavailableRetryAfterMs ?? 1_000);
+    }
+    if (jobs.length > 0) this.#options.onEnqueued?.(tasks);
   }
 
   async cancel(taskId: string): Promise<void> {

@@ -8,10 +8,9 @@ import { RedisBus } from './redis-bus.js';
 import { createRedisClient, parseRedisUrl, type RedisClient, waitUntilReady } from './redis-connection.js';
 import { RedisControl } from './redis-control.js';
 import { GuardedRedisPubSub } from './redis-pubsub.js';
-import { RedisRetention } from './redis-retention.js';
-import { RedisRateLimiter } from './redis-rate-limiter.js';
 import { RedisRepository } from './redis-repository.js';
-import { RedisRevocations } from './redis-revocations.js';
+import { RedisRetention } from './redis-retention.js';
+import { createRequestSide } from './request-side.js';
 
 /** A readiness probe waits this long for each answer. */
 const PROBE_TIMEOUT_MS = 1_000;
@@ -53,8 +52,16 @@ export interface RedisBackendOptions {
   readonly connectTimeoutMs?: number;
   /** See {@link BullmqQueue}. */
   readonly lockDurationMs?: number;
-  /** How long a request waits for a Redis command before SERVICE_UNAVAILABLE. @default 5000 */
+  /**
+   * How long a request waits for a Redis command before SERVICE_UNAVAILABLE; requests get a
+   * connection of their own without an offline queue (see `createRequestSide`), workers keep one
+   * that waits for Redis. 0: requests wait as long as it takes, on the workers' connection. @default 5000
+   */
   readonly commandTimeoutMs?: number;
+  /** How old an enqueue-outbox entry is before the sweeper settles it. @default 3 × commandTimeoutMs + 1 s */
+  readonly outboxGraceMs?: number;
+  /** How often this process sweeps the enqueue outbox. @default a quarter of the grace, 0.5 to 5 s */
+  readonly outboxSweepMs?: number;
   /** Finished tasks and their events are purged this long after they finished; 0 keeps them. @default 0 */
   readonly taskRetentionMs?: number;
   /** Tasks of one user running at once across the deployment; 0: no cap. @default 0 */
@@ -92,6 +99,7 @@ export async function createRedisBackend(options: RedisBackendOptions): Promise<
     kinds,
     logger,
     connectTimeoutMs = 10_000,
+    commandTimeoutMs = 5_000,
     observe,
     onRedisError,
   } = options;
@@ -99,7 +107,8 @@ export async function createRedisBackend(options: RedisBackendOptions): Promise<
   const keys = new RedisKeys(keyPrefix);
   const client = createRedisClient(target);
   const subscriber = createRedisClient(target, { subscriber: true });
-  const clients: RedisClient[] = [client, subscriber];
+  const requestClient = commandTimeoutMs > 0 ? createRedisClient(target, { commandTimeoutMs }) : client;
+  const clients: RedisClient[] = [client, subscriber, ...(requestClient === client ? [] : [requestClient])];
   let lastErrorLog = 0;
   for (const c of clients) {
     c.on('error', (err: Error) => {
@@ -137,24 +146,38 @@ export async function createRedisBackend(options: RedisBackendOptions): Promise<
       ? new RedisRetention({ client, keys, retentionMs: taskRetentionMs, logger })
       : undefined;
   retention?.start();
+  const requests = createRequestSide({
+    client: requestClient,
+    patientClient: client,
+    keys,
+    eventRetention,
+    kinds,
+    logger,
+    observe,
+    channels: pubsub,
+    commandTimeoutMs,
+    outboxGraceMs: options.outboxGraceMs,
+    outboxSweepMs: options.outboxSweepMs,
+  });
   return {
-    tasks: repository,
+    tasks: requests.tasks,
     bus,
-    queue,
+    queue: requests.queue,
     control,
-    revocations: new RedisRevocations(client, keys),
-    rateLimiter: (name, rule) => new RedisRateLimiter(client, keys, name, rule),
+    revocations: requests.revocations,
+    rateLimiter: requests.rateLimiter,
     async probe() {
       return Promise.all([
-        probePart('store', client, () => client.ping()),
+        probePart('store', requestClient, () => requestClient.ping()),
         probePart('bus', subscriber, () => subscriber.ping()),
-        probePart('queue', client, () => queue.ping()),
+        probePart('queue', requestClient, () => requests.queue.ping()),
       ]);
     },
     startWorkers: (concurrency) => queue.start(concurrency),
     stopWorkers: (graceMs = 0) => queue.stopWorkers(graceMs),
     async close() {
       await retention?.close();
+      await requests.close();
       await queue.close();
       await Promise.all(clients.map((c) => c.quit().catch(() => c.disconnect())));
     },

@@ -39,11 +39,32 @@ export function parseRedisUrl(url: string, forceCluster = false): RedisTarget {
   return { cluster: forceCluster || nodes.length > 1, nodes, options, display };
 }
 
+/** How {@link createRedisClient} opens a client. */
+export interface RedisClientOptions {
+  /** A client that will only SUBSCRIBE. @default false */
+  readonly subscriber?: boolean;
+  /**
+   * Greater than 0: a client for requests, which fails fast instead of waiting for Redis. A command
+   * not answered within this many ms is rejected ("Command timed out"); while disconnected a
+   * command is rejected at once instead of waiting in the offline queue; and commands left
+   * unanswered by a dropped connection are not sent again after the reconnect. (ioredis leaves a
+   * timed-out command in its offline queue and re-sends unanswered ones on reconnect, so a command
+   * timeout alone would still run an abandoned request's writes later.) 0: the client waits for
+   * Redis as long as it takes, which is what workers want for their outcome writes. @default 0
+   */
+  readonly commandTimeoutMs?: number;
+}
+
 /**
- * Opens a client (`subscriber: true` for one that will only SUBSCRIBE) that reconnects forever and queues commands while disconnected (so a worker's
- * outcome is written once Redis is back rather than lost).
+ * Opens a client that reconnects forever. By default it queues commands while disconnected (so a
+ * worker's outcome is written once Redis is back rather than lost); see
+ * {@link RedisClientOptions.commandTimeoutMs} for a client that fails fast instead.
  */
-export function createRedisClient(target: RedisTarget, { subscriber = false } = {}): RedisClient {
+export function createRedisClient(
+  target: RedisTarget,
+  { subscriber = false, commandTimeoutMs = 0 }: RedisClientOptions = {},
+): RedisClient {
+  const failFast = commandTimeoutMs > 0;
   const common: RedisOptions = {
     ...target.options,
     maxRetriesPerRequest: null,
@@ -54,12 +75,15 @@ export function createRedisClient(target: RedisTarget, { subscriber = false } = 
     // What one turn of the event loop sends goes out as one write (per node on a cluster): the
     // commands of concurrent requests, and those a caller sends together, share a round trip.
     enableAutoPipelining: !subscriber,
+    ...(failFast
+      ? { commandTimeout: commandTimeoutMs, enableOfflineQueue: false, autoResendUnfulfilledCommands: false }
+      : {}),
   };
   if (target.cluster) {
     return new Cluster([...target.nodes], {
       redisOptions: common,
       clusterRetryStrategy: (times) => Math.min(50 * 2 ** times, 2_000),
-      enableOfflineQueue: true,
+      enableOfflineQueue: !failFast,
     });
   }
   const [node] = target.nodes;

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
-import { CursorExpiredError, InvalidCursorError } from '../../tasks/errors.js';
+import { CursorExpiredError, InvalidCursorError, UnavailableError } from '../../tasks/errors.js';
 import { decodeTaskCursor, encodeTaskCursor, notAPageCursor } from '../../tasks/page-cursor.js';
 import type {
   CreateOutcome,
@@ -56,6 +56,18 @@ export interface RedisRepositoryOptions {
   readonly eventRetention: number;
   /** Told of each event this process appends (metrics, logs). */
   readonly observe?: TaskEventObserver | undefined;
+  /**
+   * Greater than 0: a create script that reaches Redis more than this many ms after the batch's
+   * first round did (both by the Redis server's clock) creates nothing, and `createMany` throws
+   * {@link UnavailableError}: a start its gateway gave up on (a command timeout) is not carried out
+   * when a delayed write finally arrives. @default 0
+   */
+  readonly createDeadlineMs?: number;
+}
+
+/** Member of the outbox ({@link RedisKeys.outbox}) for a task. */
+export function outboxMember(task: Pick<Task, 'userId' | 'id'>): string {
+  return `${task.userId}\n${task.id}`;
 }
 
 /**
@@ -75,8 +87,9 @@ export class RedisRepository implements TaskRepository {
    */
   readonly #owners = new LRUCache<string, string>({ max: OWNER_CACHE_SIZE });
   readonly #observe: TaskEventObserver | undefined;
+  readonly #createDeadlineMs: number;
 
-  constructor({ client, keys, eventRetention, observe }: RedisRepositoryOptions) {
+  constructor({ client, keys, eventRetention, observe, createDeadlineMs = 0 }: RedisRepositoryOptions) {
     client.defineCommand('tssCreateTask', { numberOfKeys: 5, lua: CREATE_TASK });
     client.defineCommand('tssTransitionTask', { numberOfKeys: 3, lua: TRANSITION_TASK });
     client.defineCommand('tssReadEvents', { numberOfKeys: 2, lua: READ_EVENTS });
@@ -84,43 +97,64 @@ export class RedisRepository implements TaskRepository {
     this.#keys = keys;
     this.#retention = eventRetention;
     this.#observe = observe;
+    this.#createDeadlineMs = createDeadlineMs;
   }
 
   /**
    * Two rounds of commands, sent together within each round (the client pipelines what one turn
-   * of the event loop sends, per Redis node): the owner keys and one INCRBY for the batch's
-   * sequence numbers, then each task's create script and one ZADD of the batch to the index of
-   * every task. Tasks whose idempotency key was taken get their owner key and index entry back out.
+   * of the event loop sends, per Redis node): the owner keys, one INCRBY for the batch's sequence
+   * numbers, one ZADD of the tasks our workers run to the enqueue outbox (see `EnqueueOutbox`) and,
+   * with a create deadline, the Redis server's TIME; then each task's create script and one ZADD of
+   * the batch to the index of every task. The outbox entry is written before the task exists, so
+   * no task is ever stored without one until its job is queued. Tasks whose idempotency key was
+   * taken get their owner key, index and outbox entries back out.
    */
   async createMany(tasks: readonly Task[]): Promise<CreateOutcome[]> {
     if (tasks.length === 0) return [];
     const keys = this.#keys;
+    const run = tasks.filter((task) => !task.external);
     // The owner keys are written first so that each task is findable by id as soon as it exists.
-    const [last] = await Promise.all([
+    const [last, time] = await Promise.all([
       this.#client.incrby(keys.sequence(), tasks.length),
+      this.#createDeadlineMs > 0 ? this.#client.time() : null,
+      run.length > 0
+        ? this.#client.zadd(keys.outbox(), ...run.flatMap((task) => [Date.now(), outboxMember(task)]))
+        : null,
       ...tasks.map((task) => this.#client.set(keys.owner(task.id), task.userId)),
     ]);
+    const deadline =
+      time === null
+        ? 0
+        : Number(time[0]) * 1000 + Math.floor(Number(time[1]) / 1000) + this.#createDeadlineMs;
     const firstSeq = last - tasks.length + 1;
     const appendedAt = Date.now();
-    const index = tasks.flatMap((task, i) => [firstSeq + i, `${task.userId}\n${task.id}`]);
+    const index = tasks.flatMap((task, i) => [firstSeq + i, outboxMember(task)]);
     const [replies] = await Promise.all([
-      Promise.all(tasks.map((task, i) => this.#createScript(task, firstSeq + i, appendedAt))),
+      Promise.all(tasks.map((task, i) => this.#createScript(task, firstSeq + i, appendedAt, deadline))),
       this.#client.zadd(keys.allTasks(), ...index),
     ]);
+    const late = tasks.filter((_task, i) => replies[i]?.[0] === -1);
+    if (late.length > 0) {
+      // Nothing of these tasks exists: their other keys go (should that fail, the outbox sweeper
+      // drops the entries, and an index or owner entry without its task is skipped by readers).
+      this.#forget(late).catch(() => undefined);
+      throw new UnavailableError(
+        `store: the create reached Redis more than ${this.#createDeadlineMs} ms after the start began; nothing was created for ${late.length} of ${tasks.length} tasks`,
+        'store',
+        this.#createDeadlineMs,
+      );
+    }
     return Promise.all(
       tasks.map(async (task, i): Promise<CreateOutcome> => {
         const [created, value] = replies[i] ?? [0, ''];
         // ioredis re-sends a script whose reply a dropped connection lost: if the first run
-        // created the task, the second finds this very task under the idempotency key.
+        // created the task, the second finds this very task (by its hash or its idempotency key).
         if (created === 1 || value === task.id) {
           this.#owners.set(task.id, task.userId);
           if (created === 1) this.#observe?.({ cursor: value, task, appendedAt }, null);
           return { task, created: true };
         }
-        await Promise.all([
-          this.#client.del(keys.owner(task.id)),
-          this.#client.zrem(keys.allTasks(), `${task.userId}\n${task.id}`),
-        ]);
+        await this.#forget([task]);
         const existing = await this.get(value);
         if (!existing) throw new Error(`idempotency key points to missing task ${value}`);
         return { task: existing, created: false };
@@ -128,7 +162,18 @@ export class RedisRepository implements TaskRepository {
     );
   }
 
-  #createScript(task: Task, seq: number, appendedAt: number): Promise<[number, string]> {
+  /** Removes the owner key, index entry and outbox entry of tasks that were not created. */
+  async #forget(tasks: readonly Task[]): Promise<void> {
+    const keys = this.#keys;
+    const members = tasks.map(outboxMember);
+    await Promise.all([
+      ...tasks.map((task) => this.#client.del(keys.owner(task.id))),
+      this.#client.zrem(keys.allTasks(), ...members),
+      this.#client.zrem(keys.outbox(), ...members),
+    ]);
+  }
+
+  #createScript(task: Task, seq: number, appendedAt: number, deadline: number): Promise<[number, string]> {
     const keys = this.#keys;
     return this.#client.tssCreateTask(
       keys.task(task.userId, task.id),
@@ -145,6 +190,7 @@ export class RedisRepository implements TaskRepository {
       keys.live(task.userId),
       task.idempotencyKey === null ? '0' : '1',
       appendedAt,
+      deadline,
     );
   }
 

@@ -26,10 +26,19 @@ end
 
 /**
  * KEYS: task, user index, user stream, trimmed marker, idempotency key (or any key of the user's slot)
- * ARGV: task json, task id, sequence, retention, channel, has idempotency key (1/0), appended at (epoch ms)
- * Returns {1, stream id} when created, {0, existing task id} for a reused idempotency key.
+ * ARGV: task json, task id, sequence, retention, channel, has idempotency key (1/0), appended at
+ * (epoch ms), deadline (epoch ms by the Redis server's clock; 0: none)
+ * Returns {1, stream id} when created, {0, existing task id} for a reused idempotency key (or for
+ * this very task, when a re-sent script finds its first run's task), {-1, ''} when it arrived past
+ * its deadline and created nothing: a request its gateway gave up on is not carried out later.
  */
 export const CREATE_TASK = `${APPEND_AND_PUBLISH}
+if redis.call('EXISTS', KEYS[1]) == 1 then return {0, ARGV[2]} end
+local deadline = tonumber(ARGV[8] or '0')
+if deadline and deadline > 0 then
+  local time = redis.call('TIME')
+  if tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000) > deadline then return {-1, ''} end
+end
 if ARGV[6] == '1' then
   local existing = redis.call('GET', KEYS[5])
   if existing then return {0, existing} end
