@@ -15,7 +15,8 @@ const FINAL = ['SUCCEEDED', 'FAILED', 'CANCELLED'];
 describe('task client across a server restart (kill -9)', () => {
   it('should deliver every completion exactly once: those before the crash, those finished before it reconnected, and the interrupted ones', async () => {
     const dataDir = makeTempDir('tss-sdk-restart-');
-    const env = { WORKER_CONCURRENCY: '2' };
+    // Both sleeps of the one user run at once (MAX_RUNNING_PER_USER would hold the second back).
+    const env = { WORKER_CONCURRENCY: '2', MAX_RUNNING_PER_USER: '2' };
     const first = await startChildServer({ dataDir, env });
     // The WebSocket goes through a proxy, to keep the SDK away from the restarted server until the
     // queued tasks have finished there; HTTP goes straight to the server.
