@@ -1,6 +1,5 @@
 import type Database from 'better-sqlite3';
 import type { Logger } from '../../logger.js';
-import { CursorExpiredError } from '../../tasks/errors.js';
 import { decodeTaskCursor, encodeTaskCursor, notAPageCursor } from '../../tasks/page-cursor.js';
 import type {
   CreateOutcome,
@@ -12,11 +11,12 @@ import type {
   TaskRepository,
 } from '../../tasks/ports.js';
 import { isFinal, type Task, type TaskEvent, TaskStatus } from '../../tasks/task.js';
-import { type EventCursor, encodeEventCursor, parseEventCursor } from './event-cursor.js';
+import { encodeEventCursor, parseEventCursor } from './event-cursor.js';
 import { GroupCommit } from './group-commit.js';
+import { prepareReadLog, type ReadLog } from './sqlite-event-log.js';
 import { openTaskStore } from './sqlite-file.js';
 import { type PurgeBatch, type PurgeCount, preparePurge } from './sqlite-retention.js';
-import { type EventRow, prepareStatements, type TaskRow } from './sqlite-statements.js';
+import { prepareStatements, type TaskRow } from './sqlite-statements.js';
 import { StoreHealth } from './store-health.js';
 
 /** A transition applied: the event appended and the status the task had before. */
@@ -54,13 +54,7 @@ export class SqliteRepository implements TaskRepository {
   readonly #purge: PurgeBatch;
   // Transactions made once: better-sqlite3 builds four wrapper functions per `transaction()` call.
   readonly #claimAll: (ids: readonly string[], claim: TaskChange) => Transitioned[];
-  readonly #readLog: (
-    userId: string,
-    cursor: EventCursor | null,
-    after: string | null,
-    finalOnly: boolean,
-    limit: number,
-  ) => EventRow[];
+  readonly #readLog: ReadLog;
 
   constructor({ dataDir, eventRetention, publish, observe, logger }: SqliteRepositoryOptions) {
     this.#db = openTaskStore(dataDir);
@@ -76,39 +70,7 @@ export class SqliteRepository implements TaskRepository {
     this.#claimAll = db.transaction((ids: readonly string[], claim: TaskChange) =>
       ids.map((id) => this.#transitionNow(id, claim)).filter((transitioned) => transitioned !== null),
     );
-    this.#readLog = db.transaction(
-      (
-        userId: string,
-        cursor: EventCursor | null,
-        after: string | null,
-        finalOnly: boolean,
-        limit: number,
-      ) => {
-        const statements = this.#statements;
-        const trimmed = statements.trimmedThrough.get(userId);
-        if (cursor?.form === 'legacy') {
-          const edge = trimmed?.trimmed_through ?? 0;
-          // Earlier versions issued as cursors only 0 (empty log), events of this log and its trim
-          // edge. Anything else is refused alike, whether from another log or probing how far the
-          // global sequence has got.
-          const issuedHere =
-            cursor.seq === 0 || cursor.seq === edge || statements.isUsersEvent.get(userId, cursor.seq);
-          if (!issuedHere || cursor.seq < edge) throw this.#expired(after);
-          const legacy = finalOnly ? statements.legacyFinalEventsAfter : statements.legacyEventsAfter;
-          return legacy.all(userId, cursor.seq, limit);
-        }
-        const afterSeq = cursor?.seq ?? 0;
-        // Below the trimmed edge lost events; above the newest was never issued by this log.
-        if (
-          cursor !== null &&
-          (afterSeq < (trimmed?.user_trimmed_through ?? 0) || afterSeq > this.#lastUserSeq(userId))
-        ) {
-          throw this.#expired(after);
-        }
-        const statement = finalOnly ? statements.finalEventsAfter : statements.eventsAfter;
-        return statement.all(userId, afterSeq, limit);
-      },
-    );
+    this.#readLog = prepareReadLog(db, this.#statements);
   }
 
   async createMany(tasks: readonly Task[]): Promise<CreateOutcome[]> {
@@ -358,9 +320,5 @@ export class SqliteRepository implements TaskRepository {
   /** Number of the user's newest event, 0 for an empty log. */
   #lastUserSeq(userId: string): number {
     return this.#statements.lastEvent.get(userId)?.user_seq ?? 0;
-  }
-
-  #expired(cursor: string | null): CursorExpiredError {
-    return new CursorExpiredError(`cursor ${cursor} is outside the retained event log`);
   }
 }
