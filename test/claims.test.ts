@@ -34,6 +34,34 @@ function running(attempt: number, overrides: Partial<Task> = {}): Task {
   });
 }
 
+describe('claimForRun with the job that points at the task', () => {
+  const queued = task({ version: 3, attempts: 1 });
+  const fresh = { queued, redelivered: false };
+  const redelivered = { queued, redelivered: true };
+
+  it('should claim the QUEUED version the job was queued for', () => {
+    expect(claimForRun(kinds, NOW, fresh)(queued)).toMatchObject({ status: TaskStatus.Running, attempts: 2 });
+  });
+
+  it('should leave a later QUEUED version (a retry due later) to its own job', () => {
+    const retried = task({ version: 6, attempts: 2, runAt: NOW + 60_000 });
+    expect(claimForRun(kinds, NOW, fresh)(retried)).toBeNull();
+    expect(claimForRun(kinds, NOW, redelivered)(retried)).toBeNull();
+  });
+
+  it('should not touch a RUNNING task when handed out for the first time (a stale copy must not start a second run)', () => {
+    expect(claimForRun(kinds, NOW, fresh)(running(2, { version: 4 }))).toBeNull();
+  });
+
+  it('should resume the interrupted run when the job comes back (its worker died), again and again', () => {
+    expect(claimForRun(kinds, NOW, redelivered)(running(2, { version: 4 }))).toMatchObject({ attempts: 3 });
+    expect(claimForRun(kinds, NOW, redelivered)(running(3, { version: 5 }))).toMatchObject({
+      status: TaskStatus.Failed,
+      error: { code: 'INTERRUPTED' },
+    });
+  });
+});
+
 describe('claimForRun', () => {
   it('should claim a QUEUED task as its next attempt', () => {
     const claimed = claimForRun(kinds, NOW)(task({ attempts: 1, error: { code: 'X', message: 'y' } }));

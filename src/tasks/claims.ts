@@ -38,18 +38,36 @@ function endInterrupted(
   return transitions.fail(task.attempts, interruptedError(task.attempts, attempts), now)(task);
 }
 
+/** What a job of a shared queue says of the task it points at. */
+export interface QueuedJob {
+  /** The task as it was queued: the queued period (its version) this job stands for. */
+  readonly queued: Task;
+  /** The queue has handed this job out before (its worker died, or its processing failed). */
+  readonly redelivered: boolean;
+}
+
 /**
  * What a worker of a shared queue does with a task a job points at: a QUEUED task is claimed as
  * its next attempt; a RUNNING one was interrupted (the job came back because its worker died), so
  * it is resumed directly as its next attempt, or fails as INTERRUPTED when none is left. External
  * and final tasks are not ours to run: `null`. The result is RUNNING exactly when the caller
  * should run it.
+ *
+ * With `job` (jobs of earlier versions carry no task), a job acts only on its own queued period:
+ * a stale copy (a job of an earlier version of the task, queued again after that one ended) does
+ * not claim a later QUEUED version — whose own job, due at its `runAt`, will — and a job handed
+ * out for the first time resumes no run: a RUNNING task is then another job's run, alive or about
+ * to come back with its own job. Only a redelivered job finds its run interrupted.
  */
 export const claimForRun =
-  (kinds: KindRegistry, now: number): TaskChange =>
+  (kinds: KindRegistry, now: number, job?: QueuedJob): TaskChange =>
   (task) => {
     if (task.external || isFinal(task.status)) return null;
-    if (task.status === TaskStatus.Queued) return transitions.claim(now)(task);
+    if (task.status === TaskStatus.Queued) {
+      if (job && task.version !== job.queued.version) return null;
+      return transitions.claim(now)(task);
+    }
+    if (job && !job.redelivered) return null;
     return endInterrupted(kinds, now, task, (attempt) => transitions.resume(attempt, now));
   };
 

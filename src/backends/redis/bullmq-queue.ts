@@ -259,7 +259,9 @@ export class BullmqQueue implements TaskQueue {
     }
     let run: AbortController | undefined;
     try {
-      const claimed = await repository.transition(taskId, claimForRun(kinds, Date.now()), queued);
+      // BullMQ counts every hand-out of the job (`attemptsStarted`, this one included).
+      const own = queued ? { queued, redelivered: job.attemptsStarted > 1 } : undefined;
+      const claimed = await repository.transition(taskId, claimForRun(kinds, Date.now(), own), queued);
       if (!claimed || claimed.task.status !== TaskStatus.Running) return;
       run = runs.add(claimed.task);
       const outcome = await executeTask(claimed.task, run, { repository, kinds, logger });
