@@ -50,7 +50,8 @@ describe('chaos soak, quick mode', () => {
     const out = fs.mkdtempSync(path.join(os.tmpdir(), 'tss-soak-report-'));
     const child = spawn(
       process.execPath,
-      ['--import', 'tsx', 'scripts/soak/run.ts', '--quick', '--out', out],
+      // 20 s of traffic per deployment: traffic goes on anyway until every fault kind has happened.
+      ['--import', 'tsx', 'scripts/soak/run.ts', '--quick', '--duration', '20', '--out', out],
       {
         cwd: REPO_ROOT,
         env: { ...process.env, NODE_OPTIONS: '' },
