@@ -8,7 +8,6 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { RedisKeys } from '../../src/backends/redis/keys.js';
 import { RedisRepository } from '../../src/backends/redis/redis-repository.js';
 import { RedisRetention } from '../../src/backends/redis/redis-retention.js';
-import { createLogger } from '../../src/logger.js';
 import { CursorExpiredError } from '../../src/tasks/errors.js';
 import { newTask, type Task, TaskStatus } from '../../src/tasks/task.js';
 import * as transitions from '../../src/tasks/transitions.js';
@@ -33,8 +32,7 @@ describe('task retention in Redis mode', () => {
     prefixes.push(prefix);
     const keys = new RedisKeys(prefix);
     const repository = new RedisRepository({ client, keys, eventRetention: 1_000 });
-    const retention = () =>
-      new RedisRetention({ client, keys, retentionMs: RETENTION_MS, logger: createLogger('silent') });
+    const retention = () => new RedisRetention({ client, keys, retentionMs: RETENTION_MS });
     const create = async (userId: string, idempotencyKey: string | null = null): Promise<Task> => {
       const [created] = await repository.createMany([
         newTask({ userId, kind: 'echo', input: { value: 1 }, external: false, idempotencyKey }),

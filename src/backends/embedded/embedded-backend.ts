@@ -1,6 +1,7 @@
 import type { Logger } from '../../logger.js';
 import type { KindRegistry } from '../../tasks/kind-registry.js';
 import type { Backend, ProbeResult, TaskEventObserver } from '../../tasks/ports.js';
+import { RetentionSchedule } from '../retention-schedule.js';
 import { EmbeddedWorkers } from './embedded-workers.js';
 import { MemoryBus } from './memory-bus.js';
 import { MemoryControl } from './memory-control.js';
@@ -8,7 +9,7 @@ import { MemoryRateLimiter } from './memory-rate-limiter.js';
 import { storeFile } from './sqlite-file.js';
 import { SqliteRepository } from './sqlite-repository.js';
 import { SqliteRevocations } from './sqlite-revocations.js';
-import { TaskRetention } from './task-retention.js';
+import { purgeInBatches } from './task-retention.js';
 import { WalCheckpointer } from './wal-checkpointer.js';
 
 export interface EmbeddedBackendOptions {
@@ -53,9 +54,9 @@ export function createEmbeddedBackend({
   const checkpointer = file === null ? null : new WalCheckpointer(file, logger);
   const retention =
     taskRetentionMs > 0
-      ? new TaskRetention({
+      ? new RetentionSchedule({
           retentionMs: taskRetentionMs,
-          purge: (cutoff, limit) => repository.purgeFinished(cutoff, limit),
+          purge: purgeInBatches((cutoff, limit) => repository.purgeFinished(cutoff, limit)),
           logger,
         })
       : null;

@@ -2,6 +2,7 @@ import type { Config } from '../../config.js';
 import type { Logger } from '../../logger.js';
 import type { KindRegistry } from '../../tasks/kind-registry.js';
 import type { Backend, ProbeResult, TaskEventObserver } from '../../tasks/ports.js';
+import { RetentionSchedule } from '../retention-schedule.js';
 import { BullmqQueue } from './bullmq-queue.js';
 import { RedisKeys } from './keys.js';
 import { RedisBus } from './redis-bus.js';
@@ -141,9 +142,14 @@ export async function createRedisBackend(options: RedisBackendOptions): Promise<
   });
   const control = new RedisControl({ pubsub, publisher: client, keys, logger });
   const { taskRetentionMs = 0 } = options;
+  const sweeper = new RedisRetention({ client, keys, retentionMs: taskRetentionMs });
   const retention =
     taskRetentionMs > 0
-      ? new RedisRetention({ client, keys, retentionMs: taskRetentionMs, logger })
+      ? new RetentionSchedule({
+          retentionMs: taskRetentionMs,
+          purge: (cutoff, stopped) => sweeper.purgeBefore(cutoff, stopped),
+          logger,
+        })
       : undefined;
   retention?.start();
   const requests = createRequestSide({

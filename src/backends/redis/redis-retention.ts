@@ -1,10 +1,9 @@
-import type { Logger } from '../../logger.js';
 import type { Task } from '../../tasks/task.js';
+import type { Purged } from '../retention-schedule.js';
 import type { RedisKeys } from './keys.js';
 import type { RedisClient } from './redis-connection.js';
+import { STREAM_ID_ORDER } from './scripts.js';
 
-/** How often the retention sweeps at most: a task is gone within about this of its retention ending. */
-const MAX_INTERVAL_MS = 60_000;
 /** Entries of the index of every task read per batch. */
 const BATCH = 200;
 /** Batches per sweep: a large backlog is worked off over several sweeps. */
@@ -21,16 +20,7 @@ const BATCHES_PER_SWEEP = 25;
  * marker moves past what went, so an older cursor gets CURSOR_EXPIRED. Returns the ids deleted.
  */
 const PURGE_TASKS = `
-local function parse(id)
-  local dash = string.find(id, '-', 1, true)
-  return tonumber(string.sub(id, 1, dash - 1)), tonumber(string.sub(id, dash + 1))
-end
-local function less(a, b)
-  local am, as = parse(a)
-  local bm, bs = parse(b)
-  return am < bm or (am == bm and as < bs)
-end
-local final = { SUCCEEDED = true, FAILED = true, CANCELLED = true }
+${STREAM_ID_ORDER}local final = { SUCCEEDED = true, FAILED = true, CANCELLED = true }
 local cutoff = tonumber(ARGV[1])
 local deleted = {}
 for i = 1, (#KEYS - 3) / 2 do
@@ -71,7 +61,6 @@ export interface RedisRetentionOptions {
   readonly keys: RedisKeys;
   /** `TASK_RETENTION`: finished tasks and events older than this are purged. */
   readonly retentionMs: number;
-  readonly logger: Logger;
 }
 
 interface IndexEntry {
@@ -86,8 +75,8 @@ interface IndexEntry {
  * last sweep stopped) and purges, one script per user, the tasks that finished before the cutoff
  * and the user's events appended before it; then their entries in the index of every task and
  * their owner keys (other slots). Every process may sweep: the script re-checks each task, and
- * removing what is gone already is harmless. At start, then every minute (or every `retentionMs`
- * when shorter, from one second), at most {@link BATCHES_PER_SWEEP} batches of {@link BATCH}.
+ * removing what is gone already is harmless. Each sweep (run by a `RetentionSchedule`) reads at
+ * most {@link BATCHES_PER_SWEEP} batches of {@link BATCH}.
  *
  * A sweep stops at the first task created after the cutoff: later ones cannot have finished
  * before it. Tasks still running or queued are stepped over and looked at again next round.
@@ -96,56 +85,25 @@ export class RedisRetention {
   readonly #client: RedisClient & RetentionCommands;
   readonly #keys: RedisKeys;
   readonly #retentionMs: number;
-  readonly #logger: Logger;
-  readonly #intervalMs: number;
   /** Sequence number after which the next batch starts ('-inf': from the oldest). */
   #after = '-inf';
-  #timer: NodeJS.Timeout | undefined;
-  #running: Promise<void> | undefined;
-  #stopped = false;
 
-  constructor({ client, keys, retentionMs, logger }: RedisRetentionOptions) {
+  constructor({ client, keys, retentionMs }: RedisRetentionOptions) {
     client.defineCommand('tssPurgeTasks', { lua: PURGE_TASKS });
     this.#client = client as RedisClient & RetentionCommands;
     this.#keys = keys;
     this.#retentionMs = retentionMs;
-    this.#logger = logger;
-    this.#intervalMs = Math.min(MAX_INTERVAL_MS, Math.max(1_000, retentionMs));
   }
 
-  /** Sweeps now, then every interval until {@link close}. */
-  start(): void {
-    this.#schedule(0);
-  }
-
-  /** Stops sweeping; resolves once a sweep in progress is done. */
-  async close(): Promise<void> {
-    this.#stopped = true;
-    clearTimeout(this.#timer);
-    await this.#running;
-  }
-
-  #schedule(wait: number): void {
-    if (this.#stopped) return;
-    this.#timer = setTimeout(() => {
-      this.#running = this.sweep()
-        .then(
-          (tasks) => {
-            if (tasks > 0) this.#logger.info('purged finished tasks past TASK_RETENTION', { tasks });
-          },
-          (err: unknown) =>
-            this.#logger.warn('purging finished tasks failed; the next sweep tries again', { err }),
-        )
-        .finally(() => this.#schedule(this.#intervalMs));
-    }, wait);
-    this.#timer.unref();
-  }
-
-  /** One sweep (bounded); resolves with how many tasks it purged. */
+  /** One sweep (bounded) of what is past the retention at `now`; resolves with how many tasks it purged. */
   async sweep(now = Date.now()): Promise<number> {
-    const cutoff = now - this.#retentionMs;
+    return (await this.purgeBefore(now - this.#retentionMs, () => false)).tasks;
+  }
+
+  /** One sweep (bounded) of the tasks finished before `cutoff`, stopping between batches once `stopped()`. */
+  async purgeBefore(cutoff: number, stopped: () => boolean): Promise<Purged> {
     let purged = 0;
-    for (let batch = 0; batch < BATCHES_PER_SWEEP && !this.#stopped; batch++) {
+    for (let batch = 0; batch < BATCHES_PER_SWEEP && !stopped(); batch++) {
       const { purged: count, done } = await this.#batch(cutoff);
       purged += count;
       if (done) {
@@ -153,7 +111,7 @@ export class RedisRetention {
         break;
       }
     }
-    return purged;
+    return { tasks: purged };
   }
 
   async #batch(cutoff: number): Promise<{ purged: number; done: boolean }> {

@@ -68,13 +68,8 @@ redis.call('HSET', KEYS[1], 'd', ARGV[2], 'v', ARGV[3], 't', ARGV[8], 'c', id)
 return id
 `;
 
-/**
- * KEYS: user stream, trimmed marker. ARGV: after ('' = from the start), count.
- * Returns {'expired'} when entries after the cursor were trimmed or the cursor was never issued
- * by this stream, else {'ok', entries}. Checking and reading in one script leaves no gap for a
- * trim to slip between them.
- */
-export const READ_EVENTS = `
+/** Lua: `parse(id)` splits a stream id into its two numbers; `less(a, b)` orders two ids. */
+export const STREAM_ID_ORDER = `
 local function parse(id)
   local dash = string.find(id, '-', 1, true)
   return tonumber(string.sub(id, 1, dash - 1)), tonumber(string.sub(id, dash + 1))
@@ -84,7 +79,16 @@ local function less(a, b)
   local bm, bs = parse(b)
   return am < bm or (am == bm and as < bs)
 end
-local after = ARGV[1]
+`;
+
+/**
+ * KEYS: user stream, trimmed marker. ARGV: after ('' = from the start), count.
+ * Returns {'expired'} when entries after the cursor were trimmed or the cursor was never issued
+ * by this stream, else {'ok', entries}. Checking and reading in one script leaves no gap for a
+ * trim to slip between them.
+ */
+export const READ_EVENTS = `
+${STREAM_ID_ORDER}local after = ARGV[1]
 if redis.call('EXISTS', KEYS[1]) == 0 then
   -- No stream yet: only the start-of-log cursor (or none) can be current.
   if after == '' or after == '0-0' then return {'ok', {}} end
