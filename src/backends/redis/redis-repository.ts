@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
-import { CursorExpiredError, InvalidCursorError, UnavailableError } from '../../tasks/errors.js';
+import { CursorExpiredError, UnavailableError } from '../../tasks/errors.js';
 import { decodeTaskCursor, encodeTaskCursor, notAPageCursor } from '../../tasks/page-cursor.js';
 import type {
   CreateOutcome,
@@ -15,39 +15,15 @@ import { isFinal, type Task, type TaskEvent } from '../../tasks/task.js';
 import type { RedisKeys } from './keys.js';
 import type { RedisClient } from './redis-connection.js';
 import { CREATE_TASK, READ_EVENTS, TRANSITION_TASK } from './scripts.js';
+import { entryToEvent, parseStreamId, START_OF_LOG, type StreamEntry } from './stream-entries.js';
 
 /** A transition that lost the race to another writer is retried this many times. */
 const MAX_CAS_ATTEMPTS = 50;
-
-type StreamEntry = [id: string, fields: string[]];
 
 interface ScriptCommands {
   tssCreateTask(...args: (string | number)[]): Promise<[number, string]>;
   tssTransitionTask(...args: (string | number)[]): Promise<string | null>;
   tssReadEvents(...args: (string | number)[]): Promise<['expired'] | ['ok', StreamEntry[]]>;
-}
-
-/** Cursor before every entry of a stream. */
-const START_OF_LOG = '0-0';
-
-const STREAM_ID = /^(\d{1,16})-(\d{1,16})$/;
-
-function parseStreamId(cursor: string): [number, number] {
-  const match = STREAM_ID.exec(cursor);
-  if (!match) throw new InvalidCursorError(`not an event cursor: ${JSON.stringify(cursor)}`);
-  return [Number(match[1]), Number(match[2])];
-}
-
-function entryToEvent([id, fields]: StreamEntry): TaskEvent & { final: boolean } {
-  const values: Record<string, string> = {};
-  for (let i = 0; i + 1 < fields.length; i += 2) values[fields[i] as string] = fields[i + 1] as string;
-  const appendedAt = Number(values['a']);
-  return {
-    cursor: id,
-    task: JSON.parse(values['d'] ?? 'null') as Task,
-    final: values['f'] === '1',
-    ...(Number.isFinite(appendedAt) && values['a'] !== undefined ? { appendedAt } : {}),
-  };
 }
 
 export interface RedisRepositoryOptions {
