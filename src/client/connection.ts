@@ -1,4 +1,5 @@
 import { createClient, type Sink, type SubscribePayload, type Client as WsClient } from 'graphql-ws';
+import { isOffline, listenToBrowser } from './browser-events.js';
 import type { ConnectionState } from './types.js';
 
 /** The members of a WebSocket the connection uses; browsers' `WebSocket` and `ws`'s both fit. */
@@ -24,6 +25,14 @@ export interface ConnectionOptions {
   readonly connectTimeoutMs: number;
   /** How long to wait before retry number `retries` (0-based). */
   readonly retryDelay: (retries: number) => number;
+  /**
+   * Consecutive connection attempts that may fail (closed or errored before `connection_ack`)
+   * before the connection stops for good in state `failed`; a successful connection resets the
+   * count. `Infinity`: retry forever.
+   */
+  readonly maxAttempts: number;
+  /** Told once, when {@link maxAttempts} attempts in a row have failed; no attempt follows. */
+  readonly onFailed: (attempts: number, lastError: unknown) => void;
   /** Failures no retry hides (e.g. `getToken` throwing). */
   readonly onError: (error: unknown) => void;
 }
@@ -34,27 +43,11 @@ interface Managed {
   close: (() => void) | null;
 }
 
-/** The browser's globals this module reacts to, looked up without assuming a DOM. */
-interface BrowserGlobals {
-  addEventListener?(type: string, listener: () => void): void;
-  removeEventListener?(type: string, listener: () => void): void;
-  navigator?: { onLine?: boolean };
-  document?: {
-    visibilityState?: string;
-    addEventListener?(type: string, listener: () => void): void;
-    removeEventListener?(type: string, listener: () => void): void;
-  };
-}
-const browser = globalThis as BrowserGlobals;
-
-function isOffline(): boolean {
-  return browser.navigator?.onLine === false;
-}
-
 /**
  * One graphql-ws connection kept up for the life of the client: keep-alive pings with a pong
- * timeout, a connect timeout, retries forever with backoff (woken early by the browser's `online`
- * and `visibilitychange`), and a fresh graphql-ws client should one give up on a fatal close.
+ * timeout, a connect timeout, retries with backoff (woken early by the browser's `online` and
+ * `visibilitychange`; forever, or until `maxAttempts` attempts in a row fail, which ends it in the
+ * terminal state `failed`), and a fresh graphql-ws client should one give up on a fatal close.
  *
  * graphql-ws would re-send an interrupted subscription with its original payload; a resumable
  * feed needs the latest cursor instead, so subscriptions registered with {@link manage} are
@@ -70,6 +63,10 @@ export class Connection {
   #state: ConnectionState;
   #connected = false;
   #disposed = false;
+  /** `maxAttempts` attempts in a row failed: no further attempt is made. */
+  #failed = false;
+  /** Attempts that ended without `connection_ack` since the last successful connection. */
+  #failedAttempts = 0;
   /** The socket graphql-ws created last. */
   #socket: SocketLike | null = null;
   #pongTimer: ReturnType<typeof setTimeout> | undefined;
@@ -127,13 +124,20 @@ export class Connection {
     this.#removeBrowserListeners();
     for (const managed of this.#managed) managed.close?.();
     this.#managed.clear();
+    // A failed connection stays `failed`; everything else it held is already released.
+    if (this.#failed) return;
+    this.#setState('offline');
+    await this.#stop();
+  }
+
+  /** Stops graphql-ws: no timer left, no further attempt, the current socket closed. */
+  async #stop(): Promise<void> {
     clearTimeout(this.#pongTimer);
     clearTimeout(this.#connectTimer);
     clearTimeout(this.#recreateTimer);
     this.#endWait?.();
     const client = this.#client;
     const socket = this.#socket;
-    this.#setState('offline');
     if (this.#connected) {
       await Promise.resolve(client.dispose()).catch(() => undefined);
       return;
@@ -149,7 +153,7 @@ export class Connection {
     // graphql-ws emits `connecting` from within createClient (lazy: false): events are matched to
     // their client by this number, as the client object does not exist yet.
     const id = ++this.#clientId;
-    const current = () => id === this.#clientId && !this.#disposed;
+    const current = () => id === this.#clientId && !this.#stopped;
     return createClient({
       url,
       webSocketImpl: this.#socketImpl,
@@ -159,8 +163,8 @@ export class Connection {
       shouldRetry: () => true,
       retryWait: (retries) => this.#retryWait(retries),
       connectionParams: async () => {
-        // Never resolves once disposed: graphql-ws then opens no further socket.
-        if (this.#disposed) await new Promise<never>(() => undefined);
+        // Never resolves once stopped: graphql-ws then opens no further socket.
+        if (this.#stopped) await new Promise<never>(() => undefined);
         return connectionParams();
       },
       onNonLazyError: (error) => {
@@ -179,6 +183,7 @@ export class Connection {
           clearTimeout(this.#connectTimer);
           this.#connected = true;
           this.#fatalRetries = 0;
+          this.#failedAttempts = 0;
           this.#setState('connected');
           for (const managed of [...this.#managed]) this.#open(managed);
         },
@@ -195,8 +200,11 @@ export class Connection {
           clearTimeout(this.#pongTimer);
           this.#pongTimer = undefined;
         },
-        closed: () => {
-          if (current()) this.#onLost();
+        closed: (event) => {
+          if (!current()) return;
+          const wasConnected = this.#connected;
+          this.#onLost();
+          if (!wasConnected) this.#onAttemptFailed(event);
         },
       },
     });
@@ -211,7 +219,22 @@ export class Connection {
       managed.close?.();
       managed.close = null;
     }
-    if (!this.#disposed) this.#setState(isOffline() ? 'offline' : 'reconnecting');
+    if (!this.#stopped) this.#setState(isOffline() ? 'offline' : 'reconnecting');
+  }
+
+  get #stopped(): boolean {
+    return this.#disposed || this.#failed;
+  }
+
+  /** An attempt closed or errored before `connection_ack`: after `maxAttempts` in a row, stop for good. */
+  #onAttemptFailed(lastError: unknown): void {
+    this.#failedAttempts++;
+    if (this.#failedAttempts < this.#options.maxAttempts) return;
+    this.#failed = true;
+    this.#removeBrowserListeners();
+    void this.#stop();
+    this.#setState('failed');
+    this.#options.onFailed(this.#failedAttempts, lastError);
   }
 
   #open(managed: Managed): void {
@@ -236,13 +259,13 @@ export class Connection {
 
   /** graphql-ws stopped for good (a close code it deems fatal, or connectionParams threw): start afresh. */
   #onFatal(error: unknown): void {
-    if (this.#disposed) return;
+    if (this.#stopped) return;
     this.#options.onError(error);
     this.#onLost();
     this.#recreateTimer = setTimeout(
       () => {
         this.#recreateTimer = undefined;
-        if (!this.#disposed) this.#client = this.#createClient();
+        if (!this.#stopped) this.#client = this.#createClient();
       },
       this.#options.retryDelay(this.#fatalRetries++),
     );
@@ -250,8 +273,8 @@ export class Connection {
 
   async #retryWait(retries: number): Promise<void> {
     await new Promise<void>((resolve) => {
-      // Once disposed, never: graphql-ws then opens no further socket.
-      if (this.#disposed) return;
+      // Once stopped, never: graphql-ws then opens no further socket.
+      if (this.#stopped) return;
       // Offline, only the browser's `online` event ends the wait.
       const timer = isOffline()
         ? undefined
@@ -259,14 +282,14 @@ export class Connection {
       this.#endWait = () => {
         clearTimeout(timer);
         this.#endWait = null;
-        if (!this.#disposed) resolve();
+        if (!this.#stopped) resolve();
       };
     });
   }
 
   /** Reconnect now: end a retry wait, or drop a socket that may have died while the page slept. */
   #reconnectNow(dropSocket: boolean): void {
-    if (this.#disposed) return;
+    if (this.#stopped) return;
     if (this.#endWait) this.#endWait();
     else if (this.#recreateTimer !== undefined) {
       clearTimeout(this.#recreateTimer);
@@ -276,25 +299,17 @@ export class Connection {
   }
 
   #listenToBrowser(): () => void {
-    const onOnline = () => {
-      if (!this.#connected) this.#setState('reconnecting');
-      // A network change usually leaves the old socket dead without telling it.
-      this.#reconnectNow(true);
-    };
-    const onOffline = () => {
-      if (!this.#connected) this.#setState('offline');
-    };
-    const onVisibility = () => {
-      if (browser.document?.visibilityState === 'visible') this.#reconnectNow(false);
-    };
-    browser.addEventListener?.('online', onOnline);
-    browser.addEventListener?.('offline', onOffline);
-    browser.document?.addEventListener?.('visibilitychange', onVisibility);
-    return () => {
-      browser.removeEventListener?.('online', onOnline);
-      browser.removeEventListener?.('offline', onOffline);
-      browser.document?.removeEventListener?.('visibilitychange', onVisibility);
-    };
+    return listenToBrowser({
+      online: () => {
+        if (!this.#connected) this.#setState('reconnecting');
+        // A network change usually leaves the old socket dead without telling it.
+        this.#reconnectNow(true);
+      },
+      offline: () => {
+        if (!this.#connected) this.#setState('offline');
+      },
+      visible: () => this.#reconnectNow(false),
+    });
   }
 
   /** The WebSocket class to hand graphql-ws, recording each socket it creates. */

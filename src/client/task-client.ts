@@ -51,15 +51,31 @@ export interface TaskClientOptions {
   pongTimeoutMs?: number;
   /** A connection attempt not acknowledged by then is abandoned and retried. @default 10000 */
   connectTimeoutMs?: number;
-  /** Reconnect delays: exponential from `minDelayMs` to `maxDelayMs`, jittered, forever. @default { minDelayMs: 500, maxDelayMs: 10000 } */
-  retry?: { minDelayMs?: number; maxDelayMs?: number };
+  /**
+   * Reconnect delays: exponential from `minDelayMs` to `maxDelayMs`, jittered. `maxAttempts`: how
+   * many connection attempts in a row may fail (each one that ends before the server acknowledges
+   * it) before the client gives up for good: its connection state becomes `failed`, `onError` and
+   * `onConnectionFailed` are told, pending `waitForTask` calls reject, and no further attempt is
+   * made. A successful connection resets the count. 5 gives up as the old notifier's client did.
+   * @default { minDelayMs: 500, maxDelayMs: 10000, maxAttempts: Infinity }
+   */
+  retry?: { minDelayMs?: number; maxDelayMs?: number; maxAttempts?: number };
   /**
    * Where the last delivered cursor per user is kept.
    * @default in memory (use {@link createLocalStorageCursorStore} in browsers to resume across reloads)
    */
   cursorStore?: CursorStore;
-  /** Failures the client recovers from by itself but that are worth knowing about. @default console.warn */
+  /**
+   * Failures the client recovers from by itself but that are worth knowing about, and the one it
+   * does not: `retry.maxAttempts` reached (a {@link TaskClientError}). @default console.warn
+   */
   onError?: (error: unknown) => void;
+  /**
+   * Called once when `retry.maxAttempts` connection attempts in a row have failed, with the
+   * {@link TaskClientError} pending `waitForTask` calls reject with. The connection state is then
+   * `failed` for good (also seen by `connectionState.subscribe` listeners).
+   */
+  onConnectionFailed?: (error: TaskClientError) => void;
 }
 
 export interface TaskClient extends TaskOperations {
@@ -99,12 +115,17 @@ export function createTaskClient(options: TaskClientOptions): TaskClient {
     keepAliveMs = 1_000,
     pongTimeoutMs = 5_000,
     connectTimeoutMs = 10_000,
-    retry: { minDelayMs = 500, maxDelayMs = 10_000 } = {},
+    retry: { minDelayMs = 500, maxDelayMs = 10_000, maxAttempts = Number.POSITIVE_INFINITY } = {},
     cursorStore = createMemoryCursorStore(),
     onError = (error: unknown) => console.warn('[task client]', error),
+    onConnectionFailed,
   } = options;
+  if (!(maxAttempts >= 1)) throw new RangeError('retry.maxAttempts must be at least 1');
   const retryDelay = backoff(minDelayMs, maxDelayMs);
   const tokens = new TokenSource(token, getToken);
+  const pendingWaits = new Set<(error: Error) => void>();
+  /** Set once `retry.maxAttempts` attempts in a row failed: what later waits reject with. */
+  let failure: TaskClientError | null = null;
 
   const connection = new Connection({
     url: wsUrl,
@@ -113,7 +134,20 @@ export function createTaskClient(options: TaskClientOptions): TaskClient {
     pongTimeoutMs,
     connectTimeoutMs,
     retryDelay,
+    maxAttempts,
     onError,
+    onFailed: (attempts, lastError) => {
+      failure = new TaskClientError(
+        `the WebSocket connection failed ${attempts} times in a row (retry.maxAttempts); the client gave up`,
+        null,
+        [],
+        lastError,
+      );
+      const error = failure;
+      for (const fail of [...pendingWaits]) fail(error);
+      onError(error);
+      onConnectionFailed?.(error);
+    },
     connectionParams: async () => {
       // A failure here fails the attempt, and graphql-ws retries it with backoff.
       const current = await tokens.fresh().catch((error: unknown) => {
@@ -178,7 +212,6 @@ export function createTaskClient(options: TaskClientOptions): TaskClient {
     },
   });
 
-  const pendingWaits = new Set<(error: Error) => void>();
   let disposed = false;
 
   return {
@@ -189,6 +222,7 @@ export function createTaskClient(options: TaskClientOptions): TaskClient {
     },
     waitForTask(id, { signal } = {}) {
       if (disposed) return Promise.reject(new Error('the task client is disposed'));
+      if (failure) return Promise.reject(failure);
       return new Promise<Task>((resolve, reject) => {
         if (signal?.aborted) {
           reject(signal.reason);

@@ -44,8 +44,10 @@ export function isFinal(status: TaskStatus): boolean {
  * - `connected`: the WebSocket is acknowledged; completions flow.
  * - `reconnecting`: the connection was lost (or never made); retrying with backoff.
  * - `offline`: the browser says it is offline (retries wait for it to come back), or the client is disposed.
+ * - `failed`: `retry.maxAttempts` connection attempts in a row failed; terminal, no further attempt is made
+ *   (create a new client to try again).
  */
-export type ConnectionState = 'connecting' | 'connected' | 'reconnecting' | 'offline';
+export type ConnectionState = 'connecting' | 'connected' | 'reconnecting' | 'offline' | 'failed';
 
 /** One completion handed to `onTaskCompleted` handlers. */
 export interface TaskCompletedEvent {
