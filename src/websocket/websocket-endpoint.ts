@@ -7,6 +7,7 @@ import { createOriginPolicy } from '../http/origin-policy.js';
 import { requestIdFrom } from '../http/request-id.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../observability/metrics.js';
+import { CloseCode } from './close-codes.js';
 import type { GraphQLWsHooks } from './graphql-ws-hooks.js';
 import { useGraphQLWsServer } from './graphql-ws-server.js';
 
@@ -28,10 +29,26 @@ export interface WebSocketEndpoint {
   readonly dispose: () => Promise<void>;
 }
 
+/** Query parameters the old notifier's client put its token in. */
+const TOKEN_PARAMETERS = ['token', 'access_token'] as const;
+
+/** The close reason for a token in the URL: where the token goes instead (at most 123 bytes). */
+export const TOKEN_IN_URL_REASON =
+  "Token in the URL refused: send it in connection_init as connectionParams.authorization: 'Bearer <token>'";
+
+/** The token parameter the upgrade URL carries, if any (its value is never looked at). */
+function tokenParameter(url: string): string | undefined {
+  const query = new URL(url, 'http://localhost').searchParams;
+  return TOKEN_PARAMETERS.find((name) => query.has(name));
+}
+
 /**
  * graphql-ws on {@link GRAPHQL_PATH}: upgrades are refused with 404 elsewhere, 503 while
  * draining and 403 from an Origin the {@link createOriginPolicy origin policy} refuses; a message
- * over `MAX_BODY_BYTES` closes its socket with 1009.
+ * over `MAX_BODY_BYTES` closes its socket with 1009. An upgrade whose URL carries `token` or
+ * `access_token` is accepted and closed at once with {@link CloseCode.TokenInUrl} and
+ * {@link TOKEN_IN_URL_REASON}: a close reason is something every client (a browser too) can read,
+ * where the body of a refused upgrade is not.
  */
 export function createWebSocketEndpoint({
   config,
@@ -64,6 +81,19 @@ export function createWebSocketEndpoint({
         });
         metrics.limitRejections.inc({ limit: 'websocket_origin' });
         return refuse(403, 'Forbidden');
+      }
+      const inUrl = tokenParameter(request.url ?? '');
+      if (inUrl !== undefined) {
+        // The parameter's name only: the token itself is never logged.
+        logger.warn('websocket token in URL refused', {
+          parameter: inUrl,
+          requestId: requestIdFrom(request.headers['x-request-id']),
+        });
+        wss.handleUpgrade(request, socket, head, (ws) => {
+          ws.on('error', () => undefined);
+          ws.close(CloseCode.TokenInUrl, TOKEN_IN_URL_REASON);
+        });
+        return;
       }
       wss.handleUpgrade(request, socket, head, (ws) => wss.emit('connection', ws, request));
     },
