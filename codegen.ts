@@ -1,6 +1,9 @@
 import type { CodegenConfig } from '@graphql-codegen/cli';
 
-/** Typed documents of the client SDK from the committed schema; `npm run codegen` rewrites them. */
+/**
+ * Typed documents of the client SDK from the committed schema, and the trusted documents the server
+ * accepts by hash (`persisted-documents.json`); `npm run codegen` rewrites them.
+ */
 const config: CodegenConfig = {
   schema: './schema.graphql',
   documents: 'src/client/operations.ts',
@@ -10,7 +13,11 @@ const config: CodegenConfig = {
   generates: {
     'src/client/generated/': {
       preset: 'client',
-      presetConfig: { fragmentMasking: false },
+      presetConfig: {
+        fragmentMasking: false,
+        // persisted-documents.json (sha256 → document) is what the server accepts by hash.
+        persistedDocuments: { hashAlgorithm: 'sha256' },
+      },
       config: {
         enumsAsTypes: true,
         useTypeImports: true,

@@ -82,6 +82,13 @@ export interface Config {
   readonly eventRetention: number;
   /** Whether GraphiQL is served at `/graphql`. @default true outside production */
   readonly graphiql: boolean;
+  /**
+   * Whether only trusted documents are run: an operation must name one of the SDK's documents
+   * (`src/client/generated/persisted-documents.json`) by `extensions.persistedQuery.sha256Hash`, and
+   * one sending a document's text is refused with PERSISTED_QUERY_ONLY, over every transport and
+   * from GraphiQL too. @default false
+   */
+  readonly persistedOperationsOnly: boolean;
   /** Whether the schema answers introspection (`__schema`, `__type`). @default true outside production */
   readonly introspection: boolean;
   /**
@@ -330,6 +337,7 @@ export function loadConfig(env: Env = process.env): Config {
     eventRetention: readInt(env, 'EVENT_RETENTION', 1_000, 1, 10_000_000),
     graphiql: readBool(env, 'GRAPHIQL', !production),
     introspection: readBool(env, 'INTROSPECTION', !production),
+    persistedOperationsOnly: readBool(env, 'PERSISTED_OPERATIONS_ONLY', false),
     metrics: readBool(env, 'METRICS', true),
     metricsPort,
     metricsHost: env['METRICS_HOST']?.trim() || host,

@@ -565,6 +565,11 @@ describe('invalid environment', () => {
     ['EVENT_RETENTION of zero', { EVENT_RETENTION: '0' }, 'EVENT_RETENTION'],
     ['REDIS_URL that is not redis://', { REDIS_URL: 'http://localhost:6379' }, 'REDIS_URL'],
     ['GRAPHIQL that is not a boolean', { GRAPHIQL: 'maybe' }, 'GRAPHIQL'],
+    [
+      'PERSISTED_OPERATIONS_ONLY that is not a boolean',
+      { PERSISTED_OPERATIONS_ONLY: 'sometimes' },
+      'PERSISTED_OPERATIONS_ONLY',
+    ],
     ['AUTH_JWKS_URL that is not a URL', { AUTH_JWKS_URL: 'nope' }, 'AUTH_JWKS_URL'],
     ['AUTH_PUBLIC_KEY that is not a PEM', { AUTH_PUBLIC_KEY: 'nope' }, 'AUTH_PUBLIC_KEY'],
     ['TASK_RETENTION without a unit', { TASK_RETENTION: '30' }, 'TASK_RETENTION'],

@@ -17,6 +17,7 @@ import { useSubscriptionExpiry } from './plugins/subscription-expiry.js';
 import { useSubscriptionMetrics } from './plugins/subscription-metrics.js';
 import { type RevocableSubscriptions, useSubscriptionRevocation } from './plugins/subscription-revocation.js';
 import { type PushingTransport, useSubscriptionStreams } from './plugins/subscription-streams.js';
+import { TrustedDocuments, useTrustedDocuments } from './plugins/trusted-documents.js';
 
 export const GRAPHQL_PATH = '/graphql';
 
@@ -55,7 +56,8 @@ export interface GraphQLEndpointOptions {
 
 /**
  * The GraphQL pipeline every operation goes through, over HTTP, SSE and WebSocket alike: yoga
- * and envelop with the query limits, the subscription metrics and token expiry, and the
+ * and envelop with the trusted documents (accepted by hash; `PERSISTED_OPERATIONS_ONLY` refuses any
+ * other), the query limits, the subscription metrics and token expiry, and the
  * subscription streams (which push results straight to a WebSocket); the caller is taken from
  * the transport (WebSocket) or from the `Authorization` header (HTTP).
  */
@@ -93,6 +95,8 @@ export function createGraphQLEndpoint({
     maxRequestBodySize: false,
     plugins: [
       useRequestParseErrors(),
+      // HTTP and SSE (yoga's onParams); graphql-ws-hooks applies the same rules to WebSocket operations.
+      useTrustedDocuments(TrustedDocuments.ofSdk(config.persistedOperationsOnly)),
       ...queryLimitPlugins({
         maxDepth: config.maxQueryDepth,
         maxAliases: config.maxQueryAliases,

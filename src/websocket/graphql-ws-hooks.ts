@@ -7,6 +7,7 @@ import type { Viewer } from '../auth/viewer.js';
 import type { Config } from '../config.js';
 import { ErrorCode } from '../graphql/error-mapper.js';
 import { PushedSubscription } from '../graphql/plugins/subscription-streams.js';
+import { TrustedDocuments, withEmptyQueryForPersisted } from '../graphql/plugins/trusted-documents.js';
 import type { SubscriptionStream } from '../graphql/subscription-stream.js';
 import type { GraphQLEndpoint } from '../graphql/yoga.js';
 import { requestIdFrom } from '../http/request-id.js';
@@ -95,8 +96,10 @@ export interface GraphQLWsHooks {
  * cap (4420); an operation may bring its own token (GraphiQL's headers), which registers the
  * connection for that user too and counts against the same cap (the operation is refused with
  * LIMIT_EXCEEDED); a connection without a token at connect that authenticates no operation within
- * `ANONYMOUS_SOCKET_GRACE_MS` is closed with 4403; the per-connection subscription cap; then the
- * operation runs through yoga's pipeline, which pushes subscription results straight to the socket.
+ * `ANONYMOUS_SOCKET_GRACE_MS` is closed with 4403; the per-connection subscription cap; the trusted
+ * document named by `extensions.persistedQuery` (text refused with `PERSISTED_OPERATIONS_ONLY`);
+ * then the operation runs through yoga's pipeline, which pushes subscription results straight to
+ * the socket.
  */
 export function createGraphQLWsHooks({
   config,
@@ -112,6 +115,7 @@ export function createGraphQLWsHooks({
   const closeForToken = (socket: WebSocket, reason: string) =>
     socket.close(CloseCode.Forbidden, `Forbidden: ${reason}`);
   const formatPushedError = (error: GraphQLError) => formatForSocket(maskError(error));
+  const trustedDocuments = TrustedDocuments.ofSdk(config.persistedOperationsOnly);
 
   /**
    * Registers an open connection for the user of a token one of its operations carried; the error
@@ -150,8 +154,9 @@ export function createGraphQLWsHooks({
     // A message only a server may send (next, error, connection_ack) is an invalid frame from a
     // client: refuse it while parsing, so graphql-ws closes with 4400 rather than 4500.
     jsonMessageReviver: (key: string, value: unknown) => {
-      if (key === '' && isServerOnlyMessage(value)) throw new Error('message type not sent by clients');
-      return value;
+      if (key !== '') return value;
+      if (isServerOnlyMessage(value)) throw new Error('message type not sent by clients');
+      return withEmptyQueryForPersisted(value);
     },
     execute: (args) => (args.rootValue as EnvelopedRoot).execute(args) as never,
     subscribe: (args) => (args.rootValue as EnvelopedRoot).subscribe(args) as never,
@@ -273,9 +278,12 @@ export function createGraphQLWsHooks({
         const refused = registerOperationViewer(ctx.extra.socket, state, viewer);
         if (refused) return [refused];
       }
+      // yoga's onParams (the persisted operations plugin) runs for HTTP only: the same rules here.
+      const query = trustedDocuments.resolve(payload);
+      if (query instanceof GraphQLError) return [query];
       const { send } = ctx.extra;
       const enveloped = graphql.getEnveloped({
-        params: payload,
+        params: { ...payload, query },
         wsViewer: viewer,
         viewerBoundToConnection,
         pushResults: (stream: SubscriptionStream) =>
@@ -283,7 +291,7 @@ export function createGraphQLWsHooks({
       });
       let document: ReturnType<typeof enveloped.parse>;
       try {
-        document = enveloped.parse(payload.query);
+        document = enveloped.parse(query);
       } catch (error) {
         if (error instanceof GraphQLError) return [error];
         throw error;
