@@ -26,6 +26,12 @@ export const ErrorCode = {
   CursorExpired: 'CURSOR_EXPIRED',
   /** The store or the queue cannot serve now (a full disk, Redis past its deadline); retry after `retryAfter` s. */
   ServiceUnavailable: 'SERVICE_UNAVAILABLE',
+  /** A request that cannot be parsed, or names neither a document nor a trusted document's hash. */
+  BadRequest: 'BAD_REQUEST',
+  /** `extensions.persistedQuery.sha256Hash` names no trusted document of this server. */
+  PersistedQueryNotFound: 'PERSISTED_QUERY_NOT_FOUND',
+  /** `PERSISTED_OPERATIONS_ONLY` is on and the request sent a document's text. */
+  PersistedQueryOnly: 'PERSISTED_QUERY_ONLY',
   /** A masked internal failure: its message says nothing more than "Unexpected error.". */
   InternalServerError: 'INTERNAL_SERVER_ERROR',
 } as const;

@@ -1,5 +1,6 @@
 import { GraphQLError } from 'graphql';
 import type { GraphQLHTTPExtensions, GraphQLParams, Plugin } from 'graphql-yoga';
+import { ErrorCode } from '../error-mapper.js';
 
 /**
  * yoga's parser messages that say nothing of the request beyond a JSON type name; kept, without
@@ -16,7 +17,7 @@ const PARAMETER_NAMES = new Set(['query', 'variables', 'operationName', 'extensi
 const PARSE_FAILURE_HTTP: GraphQLHTTPExtensions = { spec: true, status: 400 };
 
 function badRequest(message: string, http: GraphQLHTTPExtensions = PARSE_FAILURE_HTTP): GraphQLError {
-  return new GraphQLError(message, { extensions: { code: 'BAD_REQUEST', http } });
+  return new GraphQLError(message, { extensions: { code: ErrorCode.BadRequest, http } });
 }
 
 /** The parser's failure with a fixed message: the parser's own (e.g. the JSON.parse error) echoes the body. */

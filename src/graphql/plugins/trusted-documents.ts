@@ -2,16 +2,7 @@ import { usePersistedOperations } from '@graphql-yoga/plugin-persisted-operation
 import { GraphQLError } from 'graphql';
 import type { GraphQLHTTPExtensions, Plugin } from 'graphql-yoga';
 import SDK_DOCUMENTS from '../../client/generated/persisted-documents.json' with { type: 'json' };
-
-/** `extensions.code` of the errors about trusted documents. */
-export const TrustedDocumentCode = {
-  /** The `sha256Hash` names no trusted document. */
-  NotFound: 'PERSISTED_QUERY_NOT_FOUND',
-  /** `PERSISTED_OPERATIONS_ONLY` is on and the request sent a document's text. */
-  Only: 'PERSISTED_QUERY_ONLY',
-  /** Neither a document's text nor a `sha256Hash`. */
-  BadRequest: 'BAD_REQUEST',
-} as const;
+import { ErrorCode } from '../error-mapper.js';
 
 const HTTP_400: GraphQLHTTPExtensions = { status: 400 };
 
@@ -19,16 +10,16 @@ const ERRORS = {
   notFound: {
     message:
       'PersistedQueryNotFound: extensions.persistedQuery.sha256Hash names no trusted document of this server',
-    extensions: { code: TrustedDocumentCode.NotFound, http: HTTP_400 },
+    extensions: { code: ErrorCode.PersistedQueryNotFound, http: HTTP_400 },
   },
   persistedQueryOnly: {
     message:
       'Only trusted documents are accepted: send extensions.persistedQuery { version: 1, sha256Hash } of one of the SDK documents instead of query',
-    extensions: { code: TrustedDocumentCode.Only, http: HTTP_400 },
+    extensions: { code: ErrorCode.PersistedQueryOnly, http: HTTP_400 },
   },
   keyNotFound: {
     message: 'Must provide query string or extensions.persistedQuery { version: 1, sha256Hash }.',
-    extensions: { code: TrustedDocumentCode.BadRequest, http: HTTP_400 },
+    extensions: { code: ErrorCode.BadRequest, http: HTTP_400 },
   },
 } as const;
 
