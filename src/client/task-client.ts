@@ -11,6 +11,7 @@ import {
   type TaskPage,
 } from './task-requests.js';
 import { TokenSource } from './token-source.js';
+import { trustedDocumentsExchange } from './trusted-documents.js';
 import {
   type ConnectionState,
   type CursorStore,
@@ -76,6 +77,14 @@ export interface TaskClientOptions {
    * `failed` for good (also seen by `connectionState.subscribe` listeners).
    */
   onConnectionFailed?: (error: TaskClientError) => void;
+  /**
+   * Send each operation by the sha256 hash of its trusted document instead of its text (over
+   * HTTP and graphql-ws), so the client works against a server with `PERSISTED_OPERATIONS_ONLY`.
+   * An operation the server answers PERSISTED_QUERY_NOT_FOUND for is sent again with its text,
+   * and as text from then on. `false`: always send the text.
+   * @default true
+   */
+  trustedDocuments?: boolean;
 }
 
 export interface TaskClient extends TaskOperations {
@@ -119,6 +128,7 @@ export function createTaskClient(options: TaskClientOptions): TaskClient {
     cursorStore = createMemoryCursorStore(),
     onError = (error: unknown) => console.warn('[task client]', error),
     onConnectionFailed,
+    trustedDocuments = true,
   } = options;
   if (!(maxAttempts >= 1)) throw new RangeError('retry.maxAttempts must be at least 1');
   const retryDelay = backoff(minDelayMs, maxDelayMs);
@@ -168,7 +178,9 @@ export function createTaskClient(options: TaskClientOptions): TaskClient {
       return current === undefined ? {} : { headers: { authorization: `Bearer ${current}` } };
     },
     exchanges: [
+      ...(trustedDocuments ? [trustedDocumentsExchange()] : []),
       subscriptionExchange({
+        // A subscription sent by hash has no `query`: graphql-ws's types want a string.
         forwardSubscription: (request) => ({
           subscribe: (sink) => ({
             unsubscribe: connection.forward({ ...request, query: request.query ?? '' }, sink),
