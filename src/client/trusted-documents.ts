@@ -3,6 +3,13 @@ import { persistedExchange } from '@urql/exchange-persisted';
 
 /** `extensions.code` of the server's answer to a hash it holds no document for. */
 const NOT_FOUND_CODE = 'PERSISTED_QUERY_NOT_FOUND';
+/** How a server without trusted documents (an earlier version) answers an operation without `query`. */
+const NO_QUERY_MESSAGE = /^Must provide query string/;
+
+/** Whether `error` says the server could not run the operation by its hash. */
+function isMiss(error: { message: string; extensions?: Record<string, unknown> | undefined }): boolean {
+  return error.extensions?.['code'] === NOT_FOUND_CODE || NO_QUERY_MESSAGE.test(error.message);
+}
 /** The exact message by which `@urql/exchange-persisted` recognises a miss and resends the text. */
 const NOT_FOUND_MESSAGE = 'PersistedQueryNotFound';
 const HASH_PREFIX = 'sha256:';
@@ -21,11 +28,13 @@ function codegenHash(document: unknown): string | null {
  * over HTTP, subscriptions over graphql-ws alike — through `@urql/exchange-persisted`. Put it
  * before the subscription and fetch exchanges.
  *
- * When the server answers PERSISTED_QUERY_NOT_FOUND (a server without trusted documents, or
- * one built from other operations) the operation is sent again with its text, and that document
- * is sent as text from then on. The library only knows a miss by the message
- * `PersistedQueryNotFound`; the server's message says more, so a miss is recognised by its
- * `extensions.code` and handed on under that message.
+ * When the server answers PERSISTED_QUERY_NOT_FOUND (a server built from other operations), or
+ * "Must provide query string" (an earlier server, without trusted documents), the operation is
+ * sent again with its text, and that document is sent as text from then on. The library only knows
+ * a miss by the message `PersistedQueryNotFound`; the server's messages say more, so a miss is
+ * recognised here and handed on under that message. (An earlier server closes a graphql-ws socket
+ * whose subscription has no text with 4400, which this cannot turn into a miss: against one, as
+ * during a rolling deploy that updates clients first, set `trustedDocuments: false`.)
  */
 export function trustedDocumentsExchange(): Exchange {
   /** Hashes the server held no document for: those documents go as text. */
@@ -37,15 +46,13 @@ export function trustedDocumentsExchange(): Exchange {
       )?.sha256Hash;
       const error = result.error;
       if (typeof hash !== 'string' || !error) return result;
-      if (!error.graphQLErrors.some((e) => e.extensions?.['code'] === NOT_FOUND_CODE)) return result;
+      if (!error.graphQLErrors.some(isMiss)) return result;
       missing.add(hash);
       return {
         ...result,
         error: new CombinedError({
           graphQLErrors: error.graphQLErrors.map((e) =>
-            e.extensions?.['code'] === NOT_FOUND_CODE
-              ? { message: NOT_FOUND_MESSAGE, extensions: e.extensions }
-              : e,
+            isMiss(e) ? { message: NOT_FOUND_MESSAGE, extensions: e.extensions } : e,
           ),
           ...(error.response === undefined ? {} : { response: error.response }),
         }),

@@ -159,3 +159,42 @@ describe('the SDK against a server that accepts text too (default)', () => {
     expect(others.filter((op) => !byHashOnly(op))).toEqual([]);
   });
 });
+
+describe('the SDK against a server of an earlier version (no trusted documents)', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer();
+  });
+  afterAll(() => server.stop());
+
+  it('should resend an HTTP operation answered "Must provide query string" with its text, and send it as text from then on', async () => {
+    const sent: SentOperation[] = [];
+    // An earlier server knows no persistedQuery: an operation without text is a bad request to it.
+    const earlierServer: typeof fetch = async (input, init) => {
+      const op = typeof init?.body === 'string' ? (JSON.parse(init.body) as SentOperation) : {};
+      sent.push(op);
+      if (!op.query) {
+        return new Response(
+          JSON.stringify({
+            errors: [{ message: 'Must provide query string.', extensions: { code: 'BAD_REQUEST' } }],
+          }),
+          { status: 400, headers: { 'content-type': 'application/graphql-response+json' } },
+        );
+      }
+      return fetch(input, init);
+    };
+    const client = taskClient({
+      url: server.url,
+      token: await server.token('earlier'),
+      fetch: earlierServer,
+    });
+    expect(await client.taskKinds()).not.toEqual([]);
+    expect(await client.taskKinds()).not.toEqual([]);
+    expect(sent.map((op) => (byHashOnly(op) ? 'hash' : byText(op) ? 'text' : 'neither'))).toEqual([
+      'hash',
+      'text',
+      'text',
+    ]);
+    expect(client.errors).toEqual([]);
+  });
+});
