@@ -1,15 +1,5 @@
 import path from 'node:path';
-
-/** A variable of the environment that holds an unusable value; start-up stops with its message. */
-export class ConfigError extends Error {
-  override readonly name = 'ConfigError';
-  constructor(
-    readonly variable: string,
-    detail: string,
-  ) {
-    super(`${variable}: ${detail}`);
-  }
-}
+import { ConfigError, type Env, readBool, readDuration, readInt, readOptionalPort } from './env-values.js';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
 const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error', 'silent'];
@@ -135,57 +125,6 @@ export interface Config {
   /** @default 'development' */
   readonly nodeEnv: string;
   readonly production: boolean;
-}
-
-type Env = Readonly<Record<string, string | undefined>>;
-
-function readInt(env: Env, name: string, fallback: number, min: number, max: number): number {
-  const raw = env[name]?.trim();
-  if (raw === undefined || raw === '') return fallback;
-  if (!/^-?\d+$/.test(raw))
-    throw new ConfigError(name, `expected a whole number, got ${JSON.stringify(raw)}`);
-  const value = Number(raw);
-  if (value < min || value > max) {
-    throw new ConfigError(name, `expected a number from ${min} to ${max}, got ${value}`);
-  }
-  return value;
-}
-
-const DURATION_UNITS_MS: Readonly<Record<string, number>> = {
-  ms: 1,
-  s: 1_000,
-  m: 60_000,
-  h: 3_600_000,
-  d: 86_400_000,
-};
-
-/** A duration such as `30d`, `12h`, `90m`, `45s` or `500ms`, in ms; `0` and `off` are 0. */
-function readDuration(env: Env, name: string, fallback: number): number {
-  const raw = env[name]?.trim().toLowerCase();
-  if (raw === undefined || raw === '') return fallback;
-  if (raw === '0' || raw === 'off') return 0;
-  const match = /^(\d{1,9})(ms|s|m|h|d)$/.exec(raw);
-  const unit = match ? DURATION_UNITS_MS[match[2] as string] : undefined;
-  if (!match || unit === undefined) {
-    throw new ConfigError(
-      name,
-      `expected a duration such as 30d, 12h, 90m or 45s (or 0 / off), got ${JSON.stringify(env[name])}`,
-    );
-  }
-  return Number(match[1]) * unit;
-}
-
-function readOptionalPort(env: Env, name: string): number | undefined {
-  const raw = env[name]?.trim();
-  return raw === undefined || raw === '' ? undefined : readInt(env, name, 0, 0, 65535);
-}
-
-function readBool(env: Env, name: string, fallback: boolean): boolean {
-  const raw = env[name]?.trim().toLowerCase();
-  if (raw === undefined || raw === '') return fallback;
-  if (['1', 'true', 'yes', 'on'].includes(raw)) return true;
-  if (['0', 'false', 'no', 'off'].includes(raw)) return false;
-  throw new ConfigError(name, `expected true or false, got ${JSON.stringify(env[name])}`);
 }
 
 /** `AUTH_ISSUER` and `AUTH_AUDIENCE` (a comma-separated list), each unset when blank. */

@@ -1,4 +1,5 @@
-import { type Config, ConfigError, loadConfig } from './config.js';
+import { type Config, loadConfig } from './config.js';
+import { ConfigError } from './env-values.js';
 import type { Logger } from './logger.js';
 
 /**

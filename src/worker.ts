@@ -7,7 +7,7 @@
  * signal exits at once.
  */
 import { backendFor } from './backends/backend-for-config.js';
-import { ConfigError } from './config.js';
+import { ConfigError } from './env-values.js';
 import { createOpsRoutes, listenOps } from './http/ops-routes.js';
 import { createLogger } from './logger.js';
 import { Metrics } from './observability/metrics.js';

@@ -1,4 +1,5 @@
-import { ConfigError, loadConfig } from '../../src/config.js';
+import { loadConfig } from '../../src/config.js';
+import { ConfigError } from '../../src/env-values.js';
 
 /** The ConfigError `loadConfig` throws for `env`; fails the test when it accepts it. */
 export function configErrorOf(env: Record<string, string>): ConfigError {
