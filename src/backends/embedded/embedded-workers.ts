@@ -189,25 +189,36 @@ export class EmbeddedWorkers implements TaskQueue {
         (err: unknown) => this.#logger.error('recovering interrupted tasks failed', { err }),
       );
     } else {
-      try {
-        this.#searchStore();
+      if (this.#searchStore()) {
         this.#pump();
         // Earlier when a retry queued before a restart (no timer here holds it) falls due sooner.
         // Tasks due already are held, or come with the next search.
-        const untilNext = (this.#repository.nextDueAt() ?? Number.POSITIVE_INFINITY) - Date.now();
+        const nextDueAt = this.#searchStoreFor(() => this.#repository.nextDueAt());
+        const untilNext = (nextDueAt ?? Number.POSITIVE_INFINITY) - Date.now();
         if (untilNext > 0) wait = Math.min(SWEEP_INTERVAL_MS, untilNext);
-      } catch (err) {
-        this.#logger.warn('searching the store for due tasks failed; the next search tries again', { err });
       }
     }
     this.#sweepTimer = setTimeout(() => this.#sweep(), wait);
     this.#sweepTimer.unref();
   }
 
-  #searchStore(): void {
-    const ids = this.#repository.dueTaskIds(Date.now(), SWEEP_BATCH);
+  /** Holds the due ids the store has that the runner does not; false when the store could not be read. */
+  #searchStore(): boolean {
+    const ids = this.#searchStoreFor(() => this.#repository.dueTaskIds(Date.now(), SWEEP_BATCH));
+    if (ids === undefined) return false;
     for (const id of ids) if (!this.#running.has(id) && !this.#perUser.isHeld(id)) this.#due.add(id);
     this.#backlog = ids.length === SWEEP_BATCH;
+    return true;
+  }
+
+  /** A read of the store's queue; `undefined` (logged) when it failed: the next search tries again. */
+  #searchStoreFor<T>(read: () => T): T | undefined {
+    try {
+      return read();
+    } catch (err) {
+      this.#logger.warn('searching the store for due tasks failed; the next search tries again', { err });
+      return undefined;
+    }
   }
 
   #schedulePump(): void {
@@ -225,12 +236,7 @@ export class EmbeddedWorkers implements TaskQueue {
    */
   #pump(): void {
     while (!this.#stopped && this.#recovered) {
-      try {
-        if (this.#due.size === 0 && this.#backlog) this.#searchStore();
-      } catch (err) {
-        this.#logger.warn('searching the store for due tasks failed; the next search tries again', { err });
-        return;
-      }
+      if (this.#due.size === 0 && this.#backlog && !this.#searchStore()) return;
       const free = this.#concurrency - this.#busy;
       if (free <= 0 || this.#due.size === 0) return;
       const ids: string[] = [];

@@ -1,4 +1,4 @@
-import { DelayedError, type Job, Queue, Worker } from 'bullmq';
+import { DelayedError, type Job, type JobState, Queue, Worker } from 'bullmq';
 import { Cluster } from 'ioredis';
 import type { Logger } from '../../logger.js';
 import { claimForRun } from '../../tasks/claims.js';
@@ -185,6 +185,16 @@ export class BullmqQueue implements TaskQueue {
   async depth(): Promise<number> {
     const counts = await this.#queue.getJobCounts('waiting', 'delayed', 'prioritized');
     return Object.values(counts).reduce((sum, n) => sum + n, 0);
+  }
+
+  /** The state of job `jobId` (`'unknown'` when there is none). */
+  jobState(jobId: string): Promise<JobState | 'unknown'> {
+    return this.#queue.getJobState(jobId);
+  }
+
+  /** Removes job `jobId` (e.g. a failed one whose id a new add would otherwise find taken). */
+  async removeJob(jobId: string): Promise<void> {
+    await this.#queue.remove(jobId);
   }
 
   /** Resolves once the queue's own Redis connection answers. */

@@ -1,8 +1,8 @@
-import { type JobState, Queue } from 'bullmq';
+import type { JobState } from 'bullmq';
 import type { Logger } from '../../logger.js';
 import type { TaskChange, TaskRepository } from '../../tasks/ports.js';
 import { type Task, TaskStatus } from '../../tasks/task.js';
-import { QUEUE_NAME, taskJobId } from './bullmq-queue.js';
+import { taskJobId } from './bullmq-queue.js';
 import type { RedisKeys } from './keys.js';
 import type { RedisClient } from './redis-connection.js';
 import { outboxMember } from './redis-repository.js';
@@ -51,8 +51,11 @@ export interface EnqueueOutboxOptions {
   readonly client: RedisClient;
   /** Drops the entries of tasks just queued; a client that waits for Redis (a late drop is harmless). */
   readonly ackClient: RedisClient;
-  /** Connection of the BullMQ queue through which the sweeper looks at jobs (it closes it). */
-  readonly jobsConnection: RedisClient;
+  /** Where the sweeper looks at jobs: the start path's queue. */
+  readonly jobs: {
+    jobState(jobId: string): Promise<JobState | 'unknown'>;
+    removeJob(jobId: string): Promise<void>;
+  };
   readonly keys: RedisKeys;
   /** Reads tasks and fails key-less orphans. */
   readonly repository: TaskRepository;
@@ -89,18 +92,12 @@ export interface EnqueueOutboxOptions {
  */
 export class EnqueueOutbox {
   readonly #options: EnqueueOutboxOptions;
-  readonly #jobs: Queue;
   #timer: NodeJS.Timeout | undefined;
   #sweeping: Promise<unknown> | undefined;
   #lastErrorLog = 0;
 
   constructor(options: EnqueueOutboxOptions) {
     this.#options = options;
-    this.#jobs = new Queue(QUEUE_NAME, {
-      connection: options.jobsConnection,
-      prefix: options.keys.queuePrefix(),
-    });
-    this.#jobs.on('error', (err) => this.#logError('outbox queue error', err));
   }
 
   /** Drops the entries of `tasks`, whose jobs were just added; not awaited by the start path. */
@@ -126,13 +123,11 @@ export class EnqueueOutbox {
     this.#timer.unref();
   }
 
-  /** Stops sweeping (waits for a sweep under way) and closes the sweeper's queue. */
+  /** Stops sweeping (waits for a sweep under way). */
   async stop(): Promise<void> {
     clearInterval(this.#timer);
     this.#timer = undefined;
     await this.#sweeping;
-    await this.#jobs.close();
-    await this.#options.jobsConnection.quit().catch(() => this.#options.jobsConnection.disconnect());
   }
 
   /** Settles the entries older than the grace period (the oldest {@link SWEEP_BATCH}); returns what it did with each. */
@@ -157,9 +152,9 @@ export class EnqueueOutbox {
     let outcome: SweepOutcome = 'dropped';
     if (task && task.status === TaskStatus.Queued && !task.external) {
       const jobId = taskJobId(task);
-      const state = await this.#jobs.getJobState(jobId);
+      const state = await this.#options.jobs.jobState(jobId);
       // A failed job keeps its id, and an add under that id would do nothing.
-      if (state === 'failed') await this.#jobs.remove(jobId);
+      if (state === 'failed') await this.#options.jobs.removeJob(jobId);
       // Read again after looking at the job: a worker may have claimed the task and finished its
       // job in between, and then the job's absence means nothing.
       const current = LIVE_STATES.has(state) ? null : await repository.get(taskId);

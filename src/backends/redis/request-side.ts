@@ -92,7 +92,7 @@ export function createRequestSide(options: RequestSideOptions): RequestSide {
   outbox = new EnqueueOutbox({
     client,
     ackClient: patientClient,
-    jobsConnection: client.duplicate(),
+    jobs: startQueue,
     keys,
     repository: tasks,
     enqueue: (queued) => startQueue.enqueue(queued),
