@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { isDeepStrictEqual } from 'node:util';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import { type App, buildApp } from '../src/app.js';
@@ -162,6 +163,21 @@ async function startFromForm(page: Page, kind: string, fields: Record<string, st
   return id;
 }
 
+/** A graphql-ws `subscribe` message a page sent. */
+interface SentSubscribe {
+  /** Which of the page's WebSockets carried it, in the order they were opened. */
+  readonly socket: number;
+  readonly variables: unknown;
+}
+
+function parseJson(text: string | Buffer): unknown {
+  try {
+    return JSON.parse(String(text));
+  } catch {
+    return null;
+  }
+}
+
 /** A page in a fresh browser context that may reach 127.0.0.1 only, recording what it did. */
 async function openPage(browser: Browser) {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
@@ -177,7 +193,26 @@ async function openPage(browser: Browser) {
   const pageErrors: string[] = [];
   page.on('pageerror', (error) => pageErrors.push(error.message));
   const sockets = new Set<string>();
-  page.on('websocket', (socket) => sockets.add(socket.url()));
+  /** graphql-ws `subscribe` messages the page sent, with the number of the socket (0, 1, …) that carried each. */
+  const subscribes: SentSubscribe[] = [];
+  page.on('websocket', (socket) => {
+    sockets.add(socket.url());
+    const socketNumber = socketCount++;
+    socket.on('framesent', ({ payload }) => {
+      const message = parseJson(payload) as { type?: unknown; payload?: { variables?: unknown } } | null;
+      if (message?.type === 'subscribe') {
+        subscribes.push({ socket: socketNumber, variables: message.payload?.variables ?? null });
+      }
+    });
+  });
+  let socketCount = 0;
+  /** The operation names of the page's GraphQL requests over HTTP. */
+  const httpOperations: string[] = [];
+  page.on('request', (sent) => {
+    if (sent.method() !== 'POST' || new URL(sent.url()).pathname !== '/graphql') return;
+    const body = parseJson(sent.postData() ?? '') as { operationName?: unknown } | null;
+    httpOperations.push(typeof body?.operationName === 'string' ? body.operationName : '?');
+  });
   // What the page said, shown only when the test fails.
   const consoleLines: string[] = [];
   page.on('console', (message) => consoleLines.push(`[${message.type()}] ${message.text()}`));
@@ -185,7 +220,7 @@ async function openPage(browser: Browser) {
     console.error(`browser console:\n${consoleLines.join('\n')}`);
     await page.screenshot({ path: `${ARTIFACTS}demo-failure.png`, fullPage: true }).catch(() => undefined);
   });
-  return { page, blocked, pageErrors, sockets };
+  return { page, blocked, pageErrors, sockets, subscribes, httpOperations };
 }
 
 describe('the demo page in a real browser', () => {
@@ -227,7 +262,7 @@ describe('the demo page in a real browser', () => {
     async () => {
       const dataDir = makeTempDir('tss-demo-browser-');
       let server: ChildServer = await startChildServer({ auth: false, dataDir });
-      const { page, blocked, pageErrors, sockets } = await openPage(launched());
+      const { page, blocked, pageErrors, sockets, subscribes, httpOperations } = await openPage(launched());
 
       await page.goto(`http://127.0.0.1:${server.port}/`);
       await page.getByTestId('user-id').fill('browser-user');
@@ -249,9 +284,17 @@ describe('the demo page in a real browser', () => {
         return bar !== null && bar.value > 0;
       }, row(sleepId));
       expect(await page.locator(row(sleepId)).getAttribute('data-status')).toBe('RUNNING');
+      // useTask: the row's progress comes from its own taskUpdated subscription, not from polling.
+      expect(await page.locator(row(sleepId)).getAttribute('data-live')).toBe('true');
+      expect(httpOperations).not.toContain('Task');
+      const sleepSubscribe = subscribes.find((sent) => isDeepStrictEqual(sent.variables, { id: sleepId }));
+      expect(sleepSubscribe).toBeDefined();
+      const socketBeforeKill = sleepSubscribe?.socket ?? 0;
       server.kill('SIGKILL');
       await server.waitExit();
       await page.waitForSelector('[data-testid="connection-state"]:not([data-state="connected"])');
+      // useConnectionState: the indicator follows the client's state.
+      await page.waitForSelector('[data-testid="connection-state"][data-state="reconnecting"]');
       await page.screenshot({ path: `${ARTIFACTS}demo-offline.png`, fullPage: true });
 
       // Back on the same port and data (and a new ephemeral secret, so the SDK fetches a new
@@ -262,6 +305,12 @@ describe('the demo page in a real browser', () => {
       });
       await page.waitForSelector(`${completion(sleepId)}[data-status="SUCCEEDED"]`, { timeout: 30_000 });
       await page.waitForSelector(`${row(sleepId)}[data-status="SUCCEEDED"]`);
+      // The unfinished task's subscription and the completions' were sent again on the new socket.
+      const resent = subscribes
+        .filter((sent) => sent.socket > socketBeforeKill)
+        .map((sent) => sent.variables);
+      expect(resent).toContainEqual({ id: sleepId });
+      expect(resent).toContainEqual(expect.objectContaining({ userId: 'browser-user' }));
 
       // A later completion arrives after any duplicate of the earlier ones would have.
       const laterId = await startFromForm(page, 'echo', { value: '"after the restart"' });
@@ -283,6 +332,9 @@ describe('the demo page in a real browser', () => {
       await page.screenshot({ path: `${ARTIFACTS}demo-resumed.png`, fullPage: true });
 
       expect([...sockets]).toEqual([`ws://127.0.0.1:${server.port}/graphql`]);
+      // The viewer (useTaskCompletions' user and cursor) and the list went over HTTP; task states never did.
+      expect(httpOperations).toEqual(expect.arrayContaining(['Viewer', 'Tasks', 'StartTask', 'CancelTask']));
+      expect(httpOperations).not.toContain('Task');
       expect(blocked).toEqual([]);
       expect(pageErrors).toEqual([]);
     },

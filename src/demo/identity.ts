@@ -1,12 +1,21 @@
-import { onBeforeUnmount, type Ref, ref, shallowRef } from 'vue';
-import { createDemoSession, type DemoSession, describeError } from './session.js';
+import { type Ref, ref, shallowRef } from 'vue';
+import { createLocalStorageCursorStore, type TaskClientOptions } from '../client/index.js';
+import { describeError } from './task-format.js';
 import { DevTokensUnavailableError, fetchDevToken, tokenSubject, USER_ID_PATTERN } from './tokens.js';
 
 /** Whether the server mints dev tokens; `unknown` until the first user is picked. */
 export type DevTokenAvailability = 'unknown' | 'available' | 'unavailable';
 
+/** The user the page acts as, and the options of the task client that acts for it. */
+export interface DemoUser {
+  /** New for every pick (even of the same user again): the key of the component that provides the client. */
+  readonly key: number;
+  readonly userId: string;
+  readonly clientOptions: TaskClientOptions;
+}
+
 export interface Identity {
-  readonly session: Readonly<Ref<DemoSession | null>>;
+  readonly user: Readonly<Ref<DemoUser | null>>;
   readonly devTokens: Readonly<Ref<DevTokenAvailability>>;
   /** Why the last user or token could not be used. */
   readonly error: Readonly<Ref<string | null>>;
@@ -25,21 +34,22 @@ export function rememberedUser(): string {
   return stored !== null && USER_ID_PATTERN.test(stored) ? stored : DEFAULT_USER;
 }
 
-/** Who the page acts as: one {@link DemoSession} at a time, replaced when the user changes. */
+/** The options of the SDK client for one user: the page's `/graphql`, completions resumed across reloads. */
+function clientOptions(getToken: () => Promise<string>): TaskClientOptions {
+  return { url: '/graphql', getToken, cursorStore: createLocalStorageCursorStore() };
+}
+
+/**
+ * Who the page acts as: one {@link DemoUser} at a time. The page provides a task client per user
+ * (`provideTaskClient` in a component keyed by {@link DemoUser.key}), so a new pick disposes the
+ * previous client and creates the next.
+ */
 export function useIdentity(): Identity {
-  const session = shallowRef<DemoSession | null>(null);
+  const user = shallowRef<DemoUser | null>(null);
   const devTokens = ref<DevTokenAvailability>('unknown');
   const error = ref<string | null>(null);
   /** Ignores a slower, earlier pick that finishes after a later one. */
   let generation = 0;
-
-  async function replaceSession(userId: string, getToken: () => Promise<string>, pick: number) {
-    const previous = session.value;
-    session.value = null;
-    await previous?.dispose();
-    if (pick !== generation) return;
-    session.value = createDemoSession({ userId, getToken });
-  }
 
   async function useUser(userId: string): Promise<void> {
     const pick = ++generation;
@@ -61,15 +71,12 @@ export function useIdentity(): Identity {
     if (pick !== generation) return;
     devTokens.value = 'available';
     localStorage.setItem(LAST_USER_KEY, userId);
-    await replaceSession(
-      userId,
-      async () => {
-        const token = firstToken ?? (await fetchDevToken(userId));
-        firstToken = undefined;
-        return token;
-      },
-      pick,
-    );
+    const getToken = async () => {
+      const token = firstToken ?? (await fetchDevToken(userId));
+      firstToken = undefined;
+      return token;
+    };
+    user.value = { key: pick, userId, clientOptions: clientOptions(getToken) };
   }
 
   async function useToken(token: string): Promise<void> {
@@ -81,13 +88,8 @@ export function useIdentity(): Identity {
       return;
     }
     const trimmed = token.trim();
-    await replaceSession(userId, async () => trimmed, pick);
+    user.value = { key: pick, userId, clientOptions: clientOptions(async () => trimmed) };
   }
 
-  onBeforeUnmount(() => {
-    generation++;
-    void session.value?.dispose();
-  });
-
-  return { session, devTokens, error, useUser, useToken };
+  return { user, devTokens, error, useUser, useToken };
 }

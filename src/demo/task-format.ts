@@ -9,3 +9,8 @@ export function outcome(task: Task): string {
   const text = JSON.stringify(task.result) ?? 'null';
   return text.length > MAX_OUTCOME_CHARS ? `${text.slice(0, MAX_OUTCOME_CHARS - 1)}…` : text;
 }
+
+/** A message fit to show for anything a call threw. */
+export function describeError(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,7 +1,8 @@
 /**
  * The SDK as a consumer gets it: `npm pack` of packages/client (its prepack compiles src/client),
- * installed from the tarball into a fresh project with only `ws` beside it, imported by name from a
- * plain `node` ESM script — no TypeScript loader, no bundler — that starts a task and waits for it.
+ * installed from the tarball into a fresh project with only `ws` (and `vue`, for the Vue entry)
+ * beside it, imported by name from a plain `node` ESM script — no TypeScript loader, no bundler —
+ * that starts a task and waits for it.
  */
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
@@ -47,6 +48,24 @@ try {
 }
 `;
 
+/**
+ * The Vue entry as a consumer imports it, with `vue` installed beside the package: its composables
+ * are there, and one called outside a component says what is missing.
+ */
+const VUE_CONSUMER_SCRIPT = `
+import * as sdkVue from '@task-status/client/vue';
+import { version } from 'vue';
+
+let outsideSetup = null;
+try {
+  sdkVue.useTaskClient();
+} catch (error) {
+  outsideSetup = error.message;
+}
+const exported = Object.keys(sdkVue).sort();
+console.log(JSON.stringify({ vue: version, exported, outsideSetup }));
+`;
+
 describe('the client SDK as an installable package', () => {
   let server: TestServer;
   let consumerDir: string;
@@ -68,7 +87,10 @@ describe('the client SDK as an installable package', () => {
       path.join(consumerDir, 'package.json'),
       JSON.stringify({ name: 'sdk-consumer', version: '1.0.0', private: true, type: 'module' }),
     );
-    await npm(['install', tarball, 'ws@^8', '--prefer-offline', '--no-audit', '--no-fund'], consumerDir);
+    await npm(
+      ['install', tarball, 'ws@^8', 'vue@^3.3', '--prefer-offline', '--no-audit', '--no-fund'],
+      consumerDir,
+    );
   }, 120_000);
   afterAll(async () => {
     await server?.stop();
@@ -81,14 +103,44 @@ describe('the client SDK as an installable package', () => {
       exports: Record<string, { types?: string; default?: string }>;
     };
     expect(manifest.exports['.']).toEqual({ types: './dist/index.d.ts', default: './dist/index.js' });
-    expect(fs.existsSync(path.join(installed, 'dist/index.js'))).toBe(true);
-    expect(fs.existsSync(path.join(installed, 'dist/index.d.ts'))).toBe(true);
+    expect(manifest.exports['./vue']).toEqual({
+      types: './dist/vue/index.d.ts',
+      default: './dist/vue/index.js',
+    });
+    for (const file of ['dist/index.js', 'dist/index.d.ts', 'dist/vue/index.js', 'dist/vue/index.d.ts'])
+      expect(fs.existsSync(path.join(installed, file)), file).toBe(true);
 
     const files = fs.readdirSync(installed, { recursive: true, encoding: 'utf8' });
     expect(files.filter((file) => file.endsWith('.ts') && !file.endsWith('.d.ts'))).toEqual([]);
     for (const tool of ['typescript', 'tsx', 'esbuild'])
       expect(fs.existsSync(path.join(consumerDir, 'node_modules', tool)), tool).toBe(false);
   });
+
+  it('should resolve @task-status/client/vue with vue installed beside it, and export the composables', async () => {
+    const script = path.join(consumerDir, 'import-vue.mjs');
+    fs.writeFileSync(script, VUE_CONSUMER_SCRIPT);
+    const { stdout } = await run(process.execPath, [script], {
+      cwd: consumerDir,
+      env: cleanEnv(),
+      timeout: 30_000,
+    });
+    const printed = JSON.parse(stdout.trim()) as {
+      vue: string;
+      exported: string[];
+      outsideSetup: string | null;
+    };
+    expect(printed.vue).toMatch(/^3\./);
+    expect(printed.exported).toEqual(
+      expect.arrayContaining([
+        'provideTaskClient',
+        'useConnectionState',
+        'useTask',
+        'useTaskClient',
+        'useTaskCompletions',
+      ]),
+    );
+    expect(printed.outsideSetup).toContain('provideTaskClient()');
+  }, 45_000);
 
   it('should start an echo task and wait for its completion from a plain node ESM script', async () => {
     const script = path.join(consumerDir, 'start-and-wait.mjs');
