@@ -4,6 +4,10 @@
  */
 export { createLocalStorageCursorStore, createMemoryCursorStore, type StorageLike } from './cursor-store.js';
 export { type ServerError, TaskClientError } from './errors.js';
+export {
+  type ResumableSubscriptionsOptions,
+  resumableSubscriptionsExchange,
+} from './resumable-subscriptions.js';
 export { createTaskClient, type TaskClient, type TaskClientOptions } from './task-client.js';
 export type { TaskOperations, TaskPage } from './task-requests.js';
 export {

@@ -1,21 +1,17 @@
 import { Client, fetchExchange, subscriptionExchange } from '@urql/core';
+import { backoff } from './backoff.js';
 import { CompletionFeed } from './completion-feed.js';
 import { Connection } from './connection.js';
 import { createMemoryCursorStore } from './cursor-store.js';
 import { TaskClientError } from './errors.js';
-import { TaskCompletedSubscription, TasksQuery, TaskUpdatedSubscription, ViewerQuery } from './operations.js';
-import {
-  createSendRequest,
-  createTaskOperations,
-  type TaskOperations,
-  type TaskPage,
-} from './task-requests.js';
+import { TaskUpdatedSubscription, ViewerQuery } from './operations.js';
+import { resumableSubscriptionsExchange } from './resumable-subscriptions.js';
+import { createSendRequest, createTaskOperations, type TaskOperations } from './task-requests.js';
 import { TokenSource } from './token-source.js';
 import { trustedDocumentsExchange } from './trusted-documents.js';
 import {
   type ConnectionState,
   type CursorStore,
-  FINAL_STATUSES,
   isFinal,
   type Task,
   type TaskCompletedEvent,
@@ -100,16 +96,15 @@ export interface TaskClient extends TaskOperations {
     get(): ConnectionState;
     subscribe(listener: (state: ConnectionState) => void): () => void;
   };
+  /**
+   * The client's urql `Client`: its exchanges send trusted documents by hash, resume `taskCompleted`
+   * subscriptions ({@link resumableSubscriptionsExchange}) and carry subscriptions over the client's
+   * WebSocket. Hand it to `@urql/vue`'s `provideClient` (or urql's other bindings) to run the SDK's
+   * documents, or your own, with the same token and connection.
+   */
+  readonly urql: Client;
   /** Closes the WebSocket, stops every feed, rejects pending waits. */
   dispose(): Promise<void>;
-}
-
-/** Jittered exponential backoff: between half and all of min·2^retries, capped at max. */
-function backoff(minDelayMs: number, maxDelayMs: number) {
-  return (retries: number) => {
-    const ceiling = Math.min(maxDelayMs, minDelayMs * 2 ** Math.min(retries, 30));
-    return ceiling / 2 + (Math.random() * ceiling) / 2;
-  };
 }
 
 export function createTaskClient(options: TaskClientOptions): TaskClient {
@@ -178,6 +173,7 @@ export function createTaskClient(options: TaskClientOptions): TaskClient {
       return current === undefined ? {} : { headers: { authorization: `Bearer ${current}` } };
     },
     exchanges: [
+      resumableSubscriptionsExchange({ cursorStore, retryDelay, onError }),
       ...(trustedDocuments ? [trustedDocumentsExchange()] : []),
       subscriptionExchange({
         // A subscription sent by hash has no `query`: graphql-ws's types want a string.
@@ -194,40 +190,19 @@ export function createTaskClient(options: TaskClientOptions): TaskClient {
   const request = createSendRequest(urql, tokens);
 
   const feed = new CompletionFeed({
+    urql,
     connection,
-    cursorStore,
     userId,
     retryDelay,
     onError,
-    api: {
-      viewer: async () => (await request('query', ViewerQuery, {})).viewer,
-      async finalTasks(followed, limit) {
-        const found: Task[] = [];
-        let after: string | null = null;
-        while (found.length < limit) {
-          const page: TaskPage = (
-            await request('query', TasksQuery, {
-              userId: followed,
-              status: [...FINAL_STATUSES],
-              first: Math.min(100, limit - found.length),
-              after,
-            })
-          ).tasks;
-          found.push(...page.nodes);
-          if (!page.pageInfo.hasNextPage || page.pageInfo.endCursor === null) break;
-          after = page.pageInfo.endCursor;
-        }
-        return found;
-      },
-      subscribeCompleted: (variables, onResult) =>
-        urql.subscription(TaskCompletedSubscription, variables).subscribe(onResult).unsubscribe,
-    },
+    viewer: async () => (await request('query', ViewerQuery, {})).viewer,
   });
 
   let disposed = false;
 
   return {
     ...createTaskOperations(request),
+    urql,
     onTaskCompleted(handler) {
       if (disposed) throw new Error('the task client is disposed');
       return feed.add(handler);
@@ -279,7 +254,7 @@ export function createTaskClient(options: TaskClientOptions): TaskClient {
       if (disposed) return;
       disposed = true;
       for (const fail of [...pendingWaits]) fail(new Error('the task client was disposed'));
-      await feed.dispose();
+      feed.dispose();
       await connection.dispose();
     },
   };
