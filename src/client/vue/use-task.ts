@@ -66,9 +66,13 @@ export function useTask(id: MaybeRefOrGetter<string | null>): UseTaskResult {
     }
   });
 
+  const subscriptionError = asTaskClientError(subscription.error);
   return {
     task,
-    error: asTaskClientError(subscription.error),
+    // Only the current task's: an error of the previous id's subscription is not this one's.
+    error: computed(() =>
+      subscription.operation.value?.variables.id === currentId.value ? subscriptionError.value : null,
+    ),
     final,
     live: computed(() => currentId.value !== null && subscription.fetching.value),
   };
