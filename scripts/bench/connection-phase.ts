@@ -79,6 +79,7 @@ export async function openConnections(args: ConnectionPhaseArgs): Promise<Connec
         concurrency: 200,
         secret: args.secret,
         timeoutMs: openTimeoutMs,
+        subscribeAs: options.subscribeAs,
       },
       openTimeoutMs + 60_000,
     )

@@ -14,11 +14,11 @@ import {
   type OpenArgs,
   type OpenResult,
   type StepReceipt,
-  SUBSCRIPTION_QUERY,
   userId,
 } from './protocol.js';
 import { serveRpc } from './rpc.js';
 import { BitSet, DoubleList } from './stats.js';
+import { subscribePayloads } from './subscribe-payload.js';
 import { nowMs } from './sys.js';
 
 /** The subscription's operation id on every connection (one operation per connection). */
@@ -114,7 +114,14 @@ function onOtherFrame(socket: WebSocket, text: string): 'ack' | null {
   }
 }
 
-async function open({ url, connections, concurrency, secret, timeoutMs }: OpenArgs): Promise<OpenResult> {
+async function open({
+  url,
+  connections,
+  concurrency,
+  secret,
+  timeoutMs,
+  subscribeAs,
+}: OpenArgs): Promise<OpenResult> {
   if (opened) throw new Error('already opened');
   opened = true;
   // Tokens first, so that minting is not part of the measured time.
@@ -122,6 +129,7 @@ async function open({ url, connections, concurrency, secret, timeoutMs }: OpenAr
   for (let i = 0; i < connections; i++) {
     tokens.push(secret === null ? null : await mintToken(secret, userId(i), { expiresIn: '6h' }));
   }
+  const payloadOf = subscribePayloads(subscribeAs);
   const openCodes = new Map<number, number>();
   let firstError: string | null = null;
   let subscribed = 0;
@@ -184,7 +192,7 @@ async function open({ url, connections, concurrency, secret, timeoutMs }: OpenAr
             JSON.stringify({
               id: OPERATION_ID,
               type: 'subscribe',
-              payload: { query: SUBSCRIPTION_QUERY, variables: { u: userId(index) } },
+              payload: payloadOf(index),
             }),
           );
           phase = 'subscribed';

@@ -1,6 +1,6 @@
 /** Command-line options of `npm run bench`. */
 import { parseArgs } from 'node:util';
-import { E2E_TRANSPORTS, type E2eTransport } from './protocol.js';
+import { E2E_TRANSPORTS, type E2eTransport, SUBSCRIBE_AS, type SubscribeAs } from './protocol.js';
 
 export type SystemName = 'embedded' | 'redis' | 'baseline';
 
@@ -51,6 +51,8 @@ export interface BenchOptions {
   readonly warmupS: number;
   /** Fan-out rates up to this one run even after a step was not held (the ramp's result still ends there). */
   readonly alwaysUpTo: number;
+  /** What every connection subscribes with (the SDK's document by hash or text, or the bench's own). */
+  readonly subscribeAs: SubscribeAs;
 }
 
 export const USAGE = `npm run bench -- [options]
@@ -79,7 +81,10 @@ export const USAGE = `npm run bench -- [options]
   --no-trace-gc         do not count GC pauses (--trace-gc)
   --warmup S            seconds of the unreported warm-up step before the fan-out ramp and before each
                         end-to-end ramp (0: none), default 3 (quick: 0)
-  --seed N              user selection seed, default 1`;
+  --seed N              user selection seed, default 1
+  --subscribe-as S      what each connection subscribes with: bench (the bench's own text), sdk-text
+                        (the SDK's TaskCompleted document as text) or sdk-hash (the same document by
+                        its trusted-document hash, as the SDK sends it), default bench`;
 
 function numberList(raw: string, name: string): number[] {
   const values = raw.split(',').map((part) => Number(part.trim()));
@@ -135,6 +140,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
       seed: { type: 'string' },
       warmup: { type: 'string' },
       'always-up-to': { type: 'string' },
+      'subscribe-as': { type: 'string', default: 'bench' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -144,6 +150,12 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
   }
   const quick = values.quick ?? false;
   const mode = values.mode;
+  const subscribeAs = values['subscribe-as'] ?? 'bench';
+  if (!(SUBSCRIBE_AS as readonly string[]).includes(subscribeAs)) {
+    throw new Error(
+      `--subscribe-as: expected one of ${SUBSCRIBE_AS.join(', ')}, got ${JSON.stringify(subscribeAs)}`,
+    );
+  }
   if (mode !== undefined && mode !== 'embedded' && mode !== 'redis' && mode !== 'both') {
     throw new Error(`--mode: expected embedded, redis or both, got ${JSON.stringify(mode)}`);
   }
@@ -193,6 +205,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
     drainMs: quick || durationS <= 3 ? 2_000 : 5_000,
     quietMs: quick ? 1_000 : 15_000,
     warmupS: warmup ?? (quick ? 0 : Math.min(3, durationS)),
+    subscribeAs: subscribeAs as SubscribeAs,
     alwaysUpTo: positive(values['always-up-to'], '--always-up-to', 1_000, 1_000_000),
   };
 }

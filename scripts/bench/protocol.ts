@@ -6,6 +6,17 @@ import { nowMs } from './sys.js';
 export const SUBSCRIPTION_QUERY =
   'subscription Bench($u: ID!) { taskCompleted(userId: $u) { cursor replayed task { id status result finishedAt } } }';
 
+/**
+ * What each load-generator connection subscribes with:
+ * - `bench`: {@link SUBSCRIPTION_QUERY}, the bench's own text;
+ * - `sdk-text`: the SDK's `TaskCompleted` document (every field of the task), as text;
+ * - `sdk-hash`: the same document by its trusted-document hash (`extensions.persistedQuery`, empty
+ *   `query`), as the SDK sends it.
+ */
+export type SubscribeAs = 'bench' | 'sdk-text' | 'sdk-hash';
+
+export const SUBSCRIBE_AS: readonly SubscribeAs[] = ['bench', 'sdk-text', 'sdk-hash'];
+
 /** User id of connection `index`. */
 export const userId = (index: number) => `user-${index}`;
 
@@ -58,6 +69,7 @@ export interface OpenArgs {
   /** HS256 secret to mint one token per user with; `null` sends no token (the baseline ignores it anyway). */
   readonly secret: string | null;
   readonly timeoutMs: number;
+  readonly subscribeAs: SubscribeAs;
 }
 
 export interface OpenResult {

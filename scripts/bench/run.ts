@@ -70,6 +70,9 @@ async function main(): Promise<void> {
     notes.push(
       'No Redis: the baselines (raw ws + ioredis; http → BullMQ → worker) were not run, so there are no ratios.',
     );
+  if (options.subscribeAs !== 'bench') {
+    notes.push(`Every connection subscribed with --subscribe-as ${options.subscribeAs}.`);
+  }
   fs.mkdirSync(options.out, { recursive: true });
   log(
     `systems ${systems.join(', ')}; ${options.connections} connections, ${options.durationS} s steps, ` +
