@@ -31,9 +31,14 @@ export const REDACTED_PATHS: readonly string[] = [
 
 /**
  * A pino logger behind the {@link Logger} interface: `{"level":"info","time":"…","pid":…,…,"msg":"…"}`
- * lines, errors under `err` with their stack, tokens redacted. `write` replaces stderr (tests).
+ * lines, errors under `err` with their stack, tokens redacted. `write` replaces stderr (tests);
+ * `fields` adds to each line what it returns then (tracing: `trace_id`, `span_id`).
  */
-export function createLogger(level: LogLevel, write?: (line: string) => void): Logger {
+export function createLogger(
+  level: LogLevel,
+  write?: (line: string) => void,
+  fields?: () => Record<string, unknown>,
+): Logger {
   const destination = write ? { write } : pino.destination({ fd: 2, sync: true });
   const log = pino(
     {
@@ -43,6 +48,7 @@ export function createLogger(level: LogLevel, write?: (line: string) => void): L
       formatters: { level: (label) => ({ level: label }) },
       serializers: { err: pino.stdSerializers.err },
       redact: { paths: [...REDACTED_PATHS], censor: '[redacted]' },
+      ...(fields ? { mixin: fields } : {}),
     },
     destination,
   );

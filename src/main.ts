@@ -1,7 +1,13 @@
 import { createApp, METRICS_PATH } from './app.js';
 import type { Config } from './config.js';
 import { createLogger } from './logger.js';
-import { drainOnSignals, exitOnStartupFailure, loadConfigOrExit } from './process-lifecycle.js';
+import { startTracing } from './observability/tracing.js';
+import {
+  drainOnSignals,
+  exitOnConfigError,
+  exitOnStartupFailure,
+  loadConfigOrExit,
+} from './process-lifecycle.js';
 
 /** Where `/metrics` answers, for the start-up banner. */
 function metricsWhere(config: Config, url: string, metricsUrl: string | null): string {
@@ -14,7 +20,8 @@ function metricsWhere(config: Config, url: string, metricsUrl: string | null): s
 
 async function main(): Promise<void> {
   const config = loadConfigOrExit();
-  const logger = createLogger(config.logLevel);
+  const tracing = await startTracing('gateway').catch(exitOnConfigError);
+  const logger = createLogger(config.logLevel, undefined, tracing?.logFields);
   const app = await createApp({ config, logger });
   const { url, devTokens, metricsUrl } = await app.start();
   const mode =
@@ -35,6 +42,7 @@ async function main(): Promise<void> {
   drainOnSignals(logger, async (signal) => {
     logger.info('draining', { signal, graceMs: config.drainGraceMs });
     await app.stop({ graceMs: config.drainGraceMs });
+    await tracing?.shutdown();
   });
 }
 

@@ -12,12 +12,17 @@ export function loadConfigOrExit(check: (config: Config) => void = () => {}): Co
     check(config);
     return config;
   } catch (error) {
-    if (error instanceof ConfigError) {
-      console.error(`Configuration error: ${error.message}`);
-      process.exit(2);
-    }
-    throw error;
+    return exitOnConfigError(error);
   }
+}
+
+/** Exits with code 2 and the variable's message for a {@link ConfigError}; throws anything else. */
+export function exitOnConfigError(error: unknown): never {
+  if (error instanceof ConfigError) {
+    console.error(`Configuration error: ${error.message}`);
+    process.exit(2);
+  }
+  throw error;
 }
 
 /**

@@ -11,7 +11,13 @@ import { ConfigError } from './env-values.js';
 import { createOpsRoutes, listenOps } from './http/ops-routes.js';
 import { createLogger } from './logger.js';
 import { Metrics } from './observability/metrics.js';
-import { drainOnSignals, exitOnStartupFailure, loadConfigOrExit } from './process-lifecycle.js';
+import { startTracing } from './observability/tracing.js';
+import {
+  drainOnSignals,
+  exitOnConfigError,
+  exitOnStartupFailure,
+  loadConfigOrExit,
+} from './process-lifecycle.js';
 import { KindRegistry } from './tasks/kind-registry.js';
 import { BUILT_IN_KINDS } from './tasks/kinds/index.js';
 
@@ -22,7 +28,8 @@ async function main(): Promise<void> {
       throw new ConfigError('WORKER_CONCURRENCY', 'a worker process needs 1 or more');
     }
   });
-  const logger = createLogger(config.logLevel);
+  const tracing = await startTracing('worker').catch(exitOnConfigError);
+  const logger = createLogger(config.logLevel, undefined, tracing?.logFields);
   const metrics = new Metrics();
   const backend = await backendFor(config, { kinds: new KindRegistry(BUILT_IN_KINDS), logger, metrics });
   metrics.setSources({ openConnections: () => 0, queueDepth: () => backend.queue.depth() });
@@ -59,6 +66,7 @@ async function main(): Promise<void> {
     await backend.stopWorkers(config.drainGraceMs);
     await backend.close();
     await opsServer?.close();
+    await tracing?.shutdown();
   });
 }
 

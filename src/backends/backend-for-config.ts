@@ -4,6 +4,7 @@ import type { Metrics } from '../observability/metrics.js';
 import { observeTaskEvents } from '../observability/task-observer.js';
 import type { KindRegistry } from '../tasks/kind-registry.js';
 import type { Backend } from '../tasks/ports.js';
+import { observedWithTracing } from '../tasks/task-tracing.js';
 import { createEmbeddedBackend } from './embedded/embedded-backend.js';
 import { createRedisBackend, redisOptionsFromConfig } from './redis/redis-backend.js';
 
@@ -24,7 +25,7 @@ export function embeddedBackendFor(config: Config, { kinds, logger, metrics }: B
     maxRunningPerUser: config.maxRunningPerUser,
     kinds,
     logger,
-    observe: observeTaskEvents(metrics, logger),
+    observe: observedWithTracing(observeTaskEvents(metrics, logger)),
   });
 }
 
@@ -39,7 +40,7 @@ export async function backendFor(config: Config, parts: BackendParts): Promise<B
     ...redisOptionsFromConfig(config),
     kinds,
     logger,
-    observe: observeTaskEvents(metrics, logger),
+    observe: observedWithTracing(observeTaskEvents(metrics, logger)),
     onRedisError: () => metrics.redisErrors.inc(),
   });
 }

@@ -6,6 +6,7 @@ import type { Config } from '../config.js';
 import { type DevTokens, graphiqlOptions, renderGraphiQLOnce } from '../http/graphiql.js';
 import { createOriginPolicy } from '../http/origin-policy.js';
 import type { Metrics } from '../observability/metrics.js';
+import { graphqlTracingPlugins } from '../observability/tracing.js';
 import type { GraphQLContext } from '../schema/builder.js';
 import { schema } from '../schema/index.js';
 import type { Delivery } from '../tasks/delivery.js';
@@ -34,6 +35,8 @@ export interface ServerContext extends PushingTransport {
   /** See {@link GraphQLContext.viewerBoundToConnection}. */
   readonly viewerBoundToConnection?: boolean;
   readonly httpRequest?: HttpRequestRecord;
+  /** The WebSocket connection's request id, for traces (HTTP operations have `httpRequest`). */
+  readonly connectionId?: string | undefined;
 }
 
 export type GraphQLEndpoint = YogaServerInstance<ServerContext, GraphQLContext>;
@@ -94,6 +97,8 @@ export function createGraphQLEndpoint({
     // buffer fast path for `request.json()`.
     maxRequestBodySize: false,
     plugins: [
+      // Empty unless tracing is on: the operation's span wraps everything after it.
+      ...graphqlTracingPlugins(),
       useRequestParseErrors(),
       // HTTP and SSE (yoga's onParams); graphql-ws-hooks applies the same rules to WebSocket operations.
       useTrustedDocuments(TrustedDocuments.ofSdk(config.persistedOperationsOnly)),

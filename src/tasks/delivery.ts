@@ -4,6 +4,7 @@ import { CursorExpiredError, InvalidCursorError, InvalidInputError, NotFoundErro
 import type { Backend } from './ports.js';
 import { isFinal, type Task, type TaskEvent } from './task.js';
 import { assertCanActFor, visibleTo } from './task-service.js';
+import { taskTracer } from './task-tracing.js';
 import { assertUserId } from './user-id.js';
 
 /** A `taskCompleted` payload. */
@@ -30,6 +31,8 @@ class CompletionQueue extends AsyncQueue<DeliveredEvent> {
   /** Where a catch-up reads from when nothing was delivered yet (subscribed without `after`). */
   baseline: string | null = null;
   gapWhileReading = false;
+  /** Events passed on from the log (`replayed: true`). */
+  replayedCount = 0;
   unsubscribe: () => void = noop;
   readonly onEvent: (event: TaskEvent) => void;
   readonly onGap: () => void;
@@ -57,6 +60,7 @@ class CompletionQueue extends AsyncQueue<DeliveredEvent> {
     if (!isFinal(event.task.status)) return;
     if (this.lastCursor !== null && this.tasks.compareCursors(event.cursor, this.lastCursor) <= 0) return;
     this.lastCursor = event.cursor;
+    if (replayed) this.replayedCount++;
     this.push({ ...event, replayed });
   }
 
@@ -130,6 +134,7 @@ export class Delivery {
   ): Promise<AsyncQueue<DeliveredEvent>> {
     assertUserId(userId);
     assertCanActFor(viewer, userId);
+    const startedAt = Date.now();
     const { tasks, bus } = this.#backend;
     if (after !== null) {
       try {
@@ -154,6 +159,7 @@ export class Delivery {
       throw error;
     }
     queue.drainBuffer();
+    taskTracer().subscribed(userId, after, queue.replayedCount, startedAt);
     return queue;
   }
 

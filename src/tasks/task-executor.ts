@@ -3,6 +3,7 @@ import type { KindRegistry } from './kind-registry.js';
 import { retryDelay, TaskFailure } from './kinds/kind.js';
 import type { TaskRepository } from './ports.js';
 import type { Task, TaskFailureInfo } from './task.js';
+import { taskTracer } from './task-tracing.js';
 import * as transitions from './transitions.js';
 
 /** Progress is written at most this often per task; the last value is always written. */
@@ -21,6 +22,8 @@ export interface ExecutorDeps {
    * worker may start another task in its place while the write is on its way.
    */
   readonly onSettled?: () => void;
+  /** When the task was queued for this attempt (epoch ms), for its trace. @default task.runAt */
+  readonly queuedAt?: number;
 }
 
 /** What happened to a run, for the worker that drives it. */
@@ -32,7 +35,13 @@ export type RunOutcome =
  * Runs one claimed (RUNNING) task to its outcome and writes that outcome: success, failure, a
  * retry after backoff, or a hand-back when the worker stops. `abort` lets the owner cancel it.
  */
-export async function executeTask(
+export function executeTask(task: Task, abort: AbortController, deps: ExecutorDeps): Promise<RunOutcome> {
+  return taskTracer().runTask(task, deps.queuedAt ?? task.runAt, abort.signal, () =>
+    runAttempt(task, abort, deps),
+  );
+}
+
+async function runAttempt(
   task: Task,
   abort: AbortController,
   { repository, kinds, logger, now = Date.now, onSettled }: ExecutorDeps,

@@ -10,6 +10,7 @@ import {
 import type { KindRegistry } from './kind-registry.js';
 import type { Backend, CreateOutcome, RateLimiter } from './ports.js';
 import { type Json, newTask, type Task, TaskStatus } from './task.js';
+import { taskTracer } from './task-tracing.js';
 import { assertId, assertUserId } from './user-id.js';
 
 export interface StartTaskArgs {
@@ -71,17 +72,29 @@ export class TaskStarter {
    * call (tasks stored before it stay stored, and an idempotency key finds them on a retry, which
    * queues them again; a stored task without a key is never run: the caller cannot find it).
    */
-  async startMany(viewer: Viewer, inputs: readonly StartTaskArgs[]): Promise<StartOutcome[]> {
+  startMany(viewer: Viewer, inputs: readonly StartTaskArgs[]): Promise<StartOutcome[]> {
     if (inputs.length > MAX_START_BATCH) {
-      throw new InvalidInputError('inputs', `at most ${MAX_START_BATCH} per call, got ${inputs.length}`);
+      return Promise.reject(
+        new InvalidInputError('inputs', `at most ${MAX_START_BATCH} per call, got ${inputs.length}`),
+      );
     }
+    return taskTracer().startTasks(inputs.length, (traceContext) =>
+      this.#startMany(viewer, inputs, traceContext),
+    );
+  }
+
+  async #startMany(
+    viewer: Viewer,
+    inputs: readonly StartTaskArgs[],
+    traceContext: string | undefined,
+  ): Promise<StartOutcome[]> {
     const outcomes: StartOutcome[] = new Array(inputs.length);
     const leaders: Candidate[] = [];
     /** Inputs repeating an earlier input's user and key: they get that input's task. */
     const followers: { candidate: Candidate; leader: Candidate }[] = [];
     const byKey = new Map<string, Candidate>();
     inputs.forEach((input, index) => {
-      const checked = settle(() => this.#check(viewer, input));
+      const checked = settle(() => this.#check(viewer, input, traceContext));
       if (!checked.ok) {
         outcomes[index] = checked;
         return;
@@ -110,7 +123,7 @@ export class TaskStarter {
   }
 
   /** The input as a new task, or the domain error that refuses it. */
-  #check(viewer: Viewer, args: StartTaskArgs): Task {
+  #check(viewer: Viewer, args: StartTaskArgs, traceContext: string | undefined): Task {
     const userId = args.userId ?? viewer.userId;
     assertUserId(userId);
     if (userId !== viewer.userId && !viewer.isService) {
@@ -141,6 +154,7 @@ export class TaskStarter {
       input: parsed.value,
       external: kind.external,
       idempotencyKey: key ?? null,
+      traceContext,
     });
   }
 

@@ -50,6 +50,11 @@ export interface Task {
   readonly idempotencyKey: string | null;
   /** Incremented by every transition; lets a live stream skip changes a snapshot already holds. */
   readonly version: number;
+  /**
+   * The trace this task belongs to, as an opaque W3C `traceparent`: set when the start was traced
+   * (and sampled), absent otherwise. Travels with the task into jobs and published events.
+   */
+  readonly traceContext?: string;
 }
 
 /** One entry of a user's event log: the task as it was right after one transition. */
@@ -71,11 +76,13 @@ export interface NewTask {
   readonly input: Json;
   readonly external: boolean;
   readonly idempotencyKey?: string | null;
+  /** See {@link Task.traceContext}. */
+  readonly traceContext?: string | undefined;
 }
 
 /** A task as it is first stored: a fresh id, QUEUED, version 1, due at `now`. */
 export function newTask(
-  { userId, kind, input, external, idempotencyKey = null }: NewTask,
+  { userId, kind, input, external, idempotencyKey = null, traceContext }: NewTask,
   now = Date.now(),
 ): Task {
   return {
@@ -95,5 +102,6 @@ export function newTask(
     external,
     idempotencyKey,
     version: 1,
+    ...(traceContext === undefined ? {} : { traceContext }),
   };
 }

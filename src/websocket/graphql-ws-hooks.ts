@@ -286,6 +286,7 @@ export function createGraphQLWsHooks({
         params: { ...payload, query },
         wsViewer: viewer,
         viewerBoundToConnection,
+        connectionId: state?.requestId,
         pushResults: (stream: SubscriptionStream) =>
           new PushedResults(stream, { id, send, formatError: formatPushedError, maskError }),
       });

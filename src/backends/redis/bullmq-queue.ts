@@ -1,6 +1,7 @@
 import { DelayedError, type Job, type JobState, Queue, Worker } from 'bullmq';
 import { Cluster } from 'ioredis';
 import type { Logger } from '../../logger.js';
+import { bullmqTelemetryOption } from '../../observability/tracing.js';
 import { claimForRun } from '../../tasks/claims.js';
 import type { KindRegistry } from '../../tasks/kind-registry.js';
 import type { TaskQueue, TaskRepository } from '../../tasks/ports.js';
@@ -109,6 +110,7 @@ export class BullmqQueue implements TaskQueue {
       connection: this.#connection(),
       prefix: options.keys.queuePrefix(),
       streams: { events: { maxLen: EVENTS_STREAM_LENGTH } },
+      ...bullmqTelemetryOption(),
     });
     this.#queue.on('error', (err) => options.logger.error('queue error', { err }));
   }
@@ -174,6 +176,7 @@ export class BullmqQueue implements TaskQueue {
       lockDuration: lockDurationMs,
       stalledInterval: Math.max(1_000, Math.floor(lockDurationMs / 2)),
       maxStalledCount: 1_000,
+      ...bullmqTelemetryOption(),
     });
     this.#worker.on('error', (err) => logWorkerError(logger, err));
     // A lock not renewed may be a job delivered again: the store says whether the run is still its.
@@ -274,7 +277,12 @@ export class BullmqQueue implements TaskQueue {
       const claimed = await repository.transition(taskId, claimForRun(kinds, Date.now(), own), queued);
       if (!claimed || claimed.task.status !== TaskStatus.Running) return;
       run = runs.add(claimed.task);
-      const outcome = await executeTask(claimed.task, run, { repository, kinds, logger });
+      const outcome = await executeTask(claimed.task, run, {
+        repository,
+        kinds,
+        logger,
+        queuedAt: job.timestamp,
+      });
       if (outcome.type === 'retry') await this.enqueue([outcome.task]);
       if (outcome.type === 'handed-back') {
         const task = await repository.get(taskId);
