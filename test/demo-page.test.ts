@@ -273,6 +273,9 @@ describe('the demo page in a real browser', () => {
       // A task started from its form shows up in the list and in the completions log, live.
       const echoId = await startFromForm(page, 'echo', { value: '{ "greeting": "hello from the browser" }' });
       await page.waitForSelector(`${row(echoId)}[data-status="SUCCEEDED"]`);
+      await page.waitForSelector(
+        `[data-testid="started-echo"][data-live-task-id="${echoId}"][data-status="SUCCEEDED"]`,
+      );
       await page.waitForSelector(`${completion(echoId)}[data-replayed="false"][data-status="SUCCEEDED"]`);
       expect(await page.locator(row(echoId)).textContent()).toContain('hello from the browser');
       await page.screenshot({ path: `${ARTIFACTS}demo-completed.png`, fullPage: true });
@@ -315,6 +318,10 @@ describe('the demo page in a real browser', () => {
       // A later completion arrives after any duplicate of the earlier ones would have.
       const laterId = await startFromForm(page, 'echo', { value: '"after the restart"' });
       await page.waitForSelector(`${completion(laterId)}[data-replayed="false"]`);
+      // useTask follows a new id: the form that followed the first echo task now shows this one.
+      await page.waitForSelector(
+        `[data-testid="started-echo"][data-task-id="${laterId}"][data-live-task-id="${laterId}"][data-status="SUCCEEDED"]`,
+      );
       expect(await page.locator(completion(sleepId)).count()).toBe(1);
       expect(await page.locator(completion(echoId)).count()).toBe(1);
 
