@@ -7,6 +7,7 @@ import { TaskClientError } from './errors.js';
 import { TaskUpdatedSubscription, ViewerQuery } from './operations.js';
 import { resumableSubscriptionsExchange } from './resumable-subscriptions.js';
 import { createSendRequest, createTaskOperations, type TaskOperations } from './task-requests.js';
+import { tokenAuthExchange } from './token-auth.js';
 import { TokenSource } from './token-source.js';
 import { trustedDocumentsExchange } from './trusted-documents.js';
 import {
@@ -98,8 +99,8 @@ export interface TaskClient extends TaskOperations {
   };
   /**
    * The client's urql `Client`: its exchanges send trusted documents by hash, resume `taskCompleted`
-   * subscriptions ({@link resumableSubscriptionsExchange}) and carry subscriptions over the client's
-   * WebSocket. Hand it to `@urql/vue`'s `provideClient` (or urql's other bindings) to run the SDK's
+   * subscriptions ({@link resumableSubscriptionsExchange}), put the token on HTTP operations (a fresh
+   * one after UNAUTHENTICATED) and carry subscriptions over the client's WebSocket. Hand it to `@urql/vue`'s `provideClient` (or urql's other bindings) to run the SDK's
    * documents, or your own, with the same token and connection.
    */
   readonly urql: Client;
@@ -168,13 +169,10 @@ export function createTaskClient(options: TaskClientOptions): TaskClient {
     ...(fetchImpl ? { fetch: fetchImpl } : {}),
     preferGetMethod: false,
     requestPolicy: 'network-only',
-    fetchOptions: () => {
-      const current = tokens.latest;
-      return current === undefined ? {} : { headers: { authorization: `Bearer ${current}` } };
-    },
     exchanges: [
       resumableSubscriptionsExchange({ cursorStore, retryDelay, onError }),
       ...(trustedDocuments ? [trustedDocumentsExchange()] : []),
+      tokenAuthExchange(tokens, onError),
       subscriptionExchange({
         // A subscription sent by hash has no `query`: graphql-ws's types want a string.
         forwardSubscription: (request) => ({
@@ -187,7 +185,7 @@ export function createTaskClient(options: TaskClientOptions): TaskClient {
     ],
   });
 
-  const request = createSendRequest(urql, tokens);
+  const request = createSendRequest(urql);
 
   const feed = new CompletionFeed({
     urql,

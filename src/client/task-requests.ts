@@ -1,5 +1,5 @@
-import type { AnyVariables, Client, CombinedError, DocumentInput } from '@urql/core';
-import { errorCode, TaskClientError } from './errors.js';
+import type { AnyVariables, Client, DocumentInput } from '@urql/core';
+import { TaskClientError } from './errors.js';
 import type { StartTasksMutation as StartTasksData } from './generated/graphql.js';
 import {
   CancelTaskMutation,
@@ -9,7 +9,6 @@ import {
   TaskQuery,
   TasksQuery,
 } from './operations.js';
-import type { TokenSource } from './token-source.js';
 import type { StartTaskInput, StartTaskResult, Task, TaskKind, TaskStatus } from './types.js';
 
 export interface TaskPage {
@@ -47,17 +46,13 @@ export type SendRequest = <Data, Variables extends AnyVariables>(
   variables: Variables,
 ) => Promise<Data>;
 
-/** {@link SendRequest} through `urql`: an UNAUTHENTICATED answer is retried once with a fresh token. */
-export function createSendRequest(urql: Client, tokens: TokenSource): SendRequest {
+/** {@link SendRequest} through `urql`, whose exchanges add the token (see `tokenAuthExchange`). */
+export function createSendRequest(urql: Client): SendRequest {
   return async (kind, document, variables) => {
-    const send = () =>
-      (kind === 'query' ? urql.query(document, variables) : urql.mutation(document, variables)).toPromise();
-    await tokens.current();
-    let result = await send();
-    if (result.error && isUnauthenticated(result.error) && tokens.canRefresh) {
-      await tokens.fresh();
-      result = await send();
-    }
+    const result = await (kind === 'query'
+      ? urql.query(document, variables)
+      : urql.mutation(document, variables)
+    ).toPromise();
     if (result.error) throw TaskClientError.from(result.error);
     if (!result.data) throw new TaskClientError('the server answered without data', null);
     return result.data;
@@ -93,13 +88,4 @@ function toStartTaskResult({ task, error }: StartTasksData['startTasks'][number]
       ...(retryAfter !== null ? { retryAfter } : {}),
     },
   };
-}
-
-function isUnauthenticated(error: CombinedError): boolean {
-  return (
-    error.response?.status === 401 ||
-    error.graphQLErrors.some(
-      (e) => errorCode({ message: e.message, extensions: e.extensions }) === 'UNAUTHENTICATED',
-    )
-  );
 }

@@ -248,6 +248,25 @@ describe('task client', () => {
       expect(calls).toBeGreaterThan(1);
     });
 
+    it('should put the token on operations of its urql client too (as useQuery sends them), fresh after UNAUTHENTICATED', async () => {
+      let calls = 0;
+      const client = taskClient({
+        url: server.url,
+        // No WebSocket: only the HTTP operations ask for tokens.
+        wsUrl: 'ws://127.0.0.1:1/graphql',
+        getToken: () => {
+          calls += 1;
+          return server.token('sdk-urql-token', { expiresIn: calls === 1 ? -60 : '1h' });
+        },
+      });
+      const result = await client.urql
+        .query('query Me { viewer { userId } }', {}, { requestPolicy: 'network-only' })
+        .toPromise();
+      expect(result.error).toBeUndefined();
+      expect(result.data).toMatchObject({ viewer: { userId: 'sdk-urql-token' } });
+      expect(calls).toBeGreaterThan(1);
+    });
+
     it('should keep retrying while getToken fails, and connect and deliver once it succeeds', async () => {
       let calls = 0;
       const client = taskClient({

@@ -54,9 +54,8 @@ interface Variables {
  * so a task started once `following` is true cannot slip between reading the viewer and
  * subscribing; with a `userId` it starts live (`after: null`). The task client's urql exchanges
  * resume it from the cursor store instead whenever there is a stored cursor, and on every
- * resubscription after a reconnect. A task completes once, so an event for a task already in
- * `events` (a replay after a reconnect) is dropped here as well. Should the subscription end with an
- * error, it is sent again each time the client reconnects.
+ * resubscription after a reconnect, drop events already delivered, and send the subscription again
+ * after an error; should it end anyway, it is sent again each time the client reconnects.
  */
 export function useTaskCompletions(options: UseTaskCompletionsOptions = {}): UseTaskCompletionsResult {
   const client = useTaskClient();
@@ -66,8 +65,6 @@ export function useTaskCompletions(options: UseTaskCompletionsOptions = {}): Use
   const { viewer, error: viewerError } = useViewer({ pause: () => explicitUserId() !== undefined });
 
   const events = shallowRef<readonly TaskCompletedEvent[]>([]);
-  /** Tasks whose completion was delivered, for the followed user. */
-  let seen = new Set<string>();
 
   /** Fixed per followed user: a re-read viewer must not restart the subscription with a later cursor. */
   const variables = shallowRef<Variables | null>(null);
@@ -77,7 +74,6 @@ export function useTaskCompletions(options: UseTaskCompletionsOptions = {}): Use
       const userId = given ?? reader?.userId ?? null;
       if (userId === variables.value?.userId) return;
       events.value = [];
-      seen = new Set();
       variables.value =
         userId === null
           ? null
@@ -86,9 +82,8 @@ export function useTaskCompletions(options: UseTaskCompletionsOptions = {}): Use
     { immediate: true, flush: 'sync' },
   );
 
+  /** Duplicates never get here: the client's `resumableSubscriptionsExchange` drops them. */
   function accept(event: TaskCompletedEvent): void {
-    if (seen.has(event.task.id)) return;
-    seen.add(event.task.id);
     const kept =
       events.value.length >= limit ? events.value.slice(events.value.length - limit + 1) : events.value;
     events.value = [...kept, event];

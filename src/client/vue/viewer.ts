@@ -1,5 +1,5 @@
 import { useQuery } from '@urql/vue';
-import { computed, type MaybeRefOrGetter, type Ref, shallowRef, toValue } from 'vue';
+import { computed, type MaybeRefOrGetter, type Ref, toValue } from 'vue';
 import type { TaskClientError } from '../errors.js';
 import type { ViewerQuery as ViewerData } from '../generated/graphql.js';
 import { ViewerQuery } from '../operations.js';
@@ -23,25 +23,20 @@ export interface UseViewerResult {
 }
 
 /**
- * The caller (`viewer`), read with `@urql/vue`'s `useQuery` through the provided task client.
- *
- * The SDK's urql client sends the token it got last, and with `getToken` it first gets one when its
- * WebSocket connects: the query waits for the first `connected` state, and a query that failed (e.g.
- * UNAUTHENTICATED for a stale token, or the server down) is sent again after the next reconnect,
- * which brings a fresh token.
+ * The caller (`viewer`), read with `@urql/vue`'s `useQuery` through the provided task client (whose
+ * exchanges wait for the first token and refresh it after UNAUTHENTICATED). A read that failed
+ * (e.g. the server was down) is sent again when the client's WebSocket next connects.
  */
 export function useViewer(options: UseViewerOptions = {}): UseViewerResult {
   const client = useTaskClient();
-  const hasToken = shallowRef(client.connectionState.get() === 'connected');
   const query = useQuery({
     query: ViewerQuery,
     variables: {},
-    pause: () => !hasToken.value || toValue(options.pause) === true,
+    pause: () => toValue(options.pause) === true,
   });
   const error = asTaskClientError(query.error);
   onConnected(client, () => {
-    if (!hasToken.value) hasToken.value = true;
-    else if (error.value !== null && toValue(options.pause) !== true) query.executeQuery();
+    if (error.value !== null && toValue(options.pause) !== true) query.executeQuery();
   });
   return { viewer: computed(() => query.data.value?.viewer ?? null), error };
 }
