@@ -4,11 +4,19 @@
  * to an in-memory OTLP/HTTP JSON receiver, and the spans must form one trace. Needs Redis: skipped
  * without it, except in CI (CI=true), where its absence fails.
  */
+import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RedisKeys } from '../src/backends/redis/keys.js';
 import { readTracingSettings } from '../src/observability/tracing.js';
-import { COMPLETED, type CompletionEvent, numsub, startTask } from './redis/support.js';
+import {
+  COMPLETED,
+  type CompletionEvent,
+  cancelTask,
+  numsub,
+  startTask,
+  waitForTask,
+} from './redis/support.js';
 import {
   type ChildProcessHandle,
   type ChildServer,
@@ -232,12 +240,79 @@ describe.skipIf(!withRedis)('one trace per task across two gateways and a worker
       'subscription.cursor': '',
     });
 
+    // BullMQ's upkeep (its stalled-job check at the worker's start and every interval) is not traced.
+    expect(
+      receiver.spans.filter((span) => /^(startStalledCheckTimer|moveStalledJobsToWait) /.test(span.name)),
+    ).toEqual([]);
+
     // A's log line of the start carries the trace's id.
     const started = logLines(gatewayA).find(
       (line) => line['msg'] === 'task started' && line['taskId'] === taskId,
     );
     expect(started).toMatchObject({ trace_id: traceId, span_id: start.spanId });
     sub.unsubscribe();
+  });
+
+  it("continues the caller's trace when the startTask request carries a W3C traceparent", async () => {
+    const callerTrace = randomBytes(16).toString('hex');
+    const callerSpan = randomBytes(8).toString('hex');
+    const response = await fetch(gatewayA.url, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        authorization: `Bearer ${await gatewayA.token('wes')}`,
+        traceparent: `00-${callerTrace}-${callerSpan}-01`,
+      },
+      body: JSON.stringify({ query: START, variables: { kind: 'echo', input: { value: 'continued' } } }),
+    });
+    const { data } = (await response.json()) as { data?: { startTask: { id: string } } };
+    const taskId = data?.startTask.id;
+    expect(taskId).toEqual(expect.any(String));
+
+    const run = await waitFor(
+      () => receiver.spans.find((span) => span.name === 'task.run' && span.attributes['task.id'] === taskId),
+      'the run span',
+    );
+    expect(run.traceId).toBe(callerTrace);
+    const operation = await waitFor(
+      () => receiver.spans.find((span) => span.traceId === callerTrace && span.name === 'mutation.StartTask'),
+      'the operation span',
+    );
+    expect(operation.parentSpanId).toBe(callerSpan);
+  });
+
+  it('records the cancellation of a running task as events of its run, and links the cancel transition to the cancelTask operation', async () => {
+    const token = await gatewayA.token('vic');
+    const task = await startTask(gatewayA, token, 'sleep', { ms: 120_000 });
+    await waitForTask(gatewayA, token, task.id, (t) => t.status === 'RUNNING', 'to be RUNNING');
+    await cancelTask(gatewayA, token, task.id);
+
+    const ofTask = (name: string) =>
+      receiver.spans.find((span) => span.name === name && span.attributes['task.id'] === task.id);
+    const run = await waitFor(() => ofTask('task.run'), 'the run span');
+    expect(run.attributes['task.outcome']).toBe('cancelled');
+    expect(run.events).toEqual(expect.arrayContaining(['task.abort', 'task.cancelled']));
+
+    const cancel = await waitFor(
+      () =>
+        receiver.spans.find(
+          (span) =>
+            span.name === 'task.transition' &&
+            span.attributes['task.id'] === task.id &&
+            span.attributes['task.status'] === 'CANCELLED',
+        ),
+      'the CANCELLED transition span',
+    );
+    // In the task's trace; the cancelTask operation, a trace of its own, is linked.
+    expect(cancel.traceId).toBe(run.traceId);
+    expect(cancel.resource['process.pid']).toBe(gatewayA.child.pid);
+    const [link] = cancel.links;
+    const operation = await waitFor(
+      () => receiver.spans.find((span) => `${span.traceId}/${span.spanId}` === link),
+      'the linked operation span',
+    );
+    expect(operation.name).toBe('mutation.anonymous');
+    expect(operation.traceId).not.toBe(run.traceId);
   });
 
   it('exports nothing and logs no trace_id from a gateway with tracing off (OTEL_TRACES_EXPORTER=none)', async () => {

@@ -2,8 +2,18 @@
  * The OpenTelemetry SDK of a process with tracing on: loaded only by `startTracing` (a dynamic
  * import), so a process with tracing off never loads it.
  */
+import { randomUUID } from 'node:crypto';
 import { setCurrentOtelContext, useOpenTelemetry } from '@envelop/opentelemetry';
-import { context, propagation, ROOT_CONTEXT, trace } from '@opentelemetry/api';
+import {
+  type Attributes,
+  type Context,
+  context,
+  type Link,
+  propagation,
+  ROOT_CONTEXT,
+  type SpanKind,
+  trace,
+} from '@opentelemetry/api';
 import { OTLPTraceExporter as OtlpJsonExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { OTLPTraceExporter as OtlpProtobufExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { detectResources, envDetector, resourceFromAttributes } from '@opentelemetry/resources';
@@ -15,6 +25,8 @@ import {
   NodeTracerProvider,
   ParentBasedSampler,
   type Sampler,
+  SamplingDecision,
+  type SamplingResult,
   type SpanExporter,
   TraceIdRatioBasedSampler,
 } from '@opentelemetry/sdk-trace-node';
@@ -28,6 +40,40 @@ import type { ActiveTracing, SamplerSettings, TracingSettings } from './tracing.
 /** The tracer (instrumentation scope) name of every span this service makes. */
 export const TRACER_NAME = 'task-status-service';
 
+/**
+ * BullMQ's upkeep, which bullmq-otel traces as a root span each time (the stalled-job check every
+ * half lock duration, lock renewals, fetches): not any task's path, so never sampled.
+ */
+const BULLMQ_UPKEEP: ReadonlySet<string> = new Set([
+  'startStalledCheckTimer',
+  'moveStalledJobsToWait',
+  'extendLocks',
+  'getNextJob',
+  'close',
+]);
+
+/** `sampler`, except for root spans of {@link BULLMQ_UPKEEP}. */
+class WithoutBullmqUpkeep implements Sampler {
+  constructor(readonly sampler: Sampler) {}
+  shouldSample(
+    parent: Context,
+    traceId: string,
+    name: string,
+    kind: SpanKind,
+    attributes: Attributes,
+    links: Link[],
+  ): SamplingResult {
+    const [operation = '', queue] = name.split(' ');
+    if (queue !== undefined && BULLMQ_UPKEEP.has(operation) && !trace.getSpanContext(parent)) {
+      return { decision: SamplingDecision.NOT_RECORD };
+    }
+    return this.sampler.shouldSample(parent, traceId, name, kind, attributes, links);
+  }
+  toString(): string {
+    return `WithoutBullmqUpkeep{${this.sampler.toString()}}`;
+  }
+}
+
 function samplerFor({ parentBased, ratio }: SamplerSettings): Sampler {
   const root =
     ratio >= 1
@@ -35,7 +81,7 @@ function samplerFor({ parentBased, ratio }: SamplerSettings): Sampler {
       : ratio <= 0
         ? new AlwaysOffSampler()
         : new TraceIdRatioBasedSampler(ratio);
-  return parentBased ? new ParentBasedSampler({ root }) : root;
+  return new WithoutBullmqUpkeep(parentBased ? new ParentBasedSampler({ root }) : root);
 }
 
 function exporterFor(settings: TracingSettings): SpanExporter {
@@ -66,7 +112,7 @@ export function startTracingSdk(settings: TracingSettings, role: string): Active
   const resource = detectResources({ detectors: [envDetector] }).merge(
     resourceFromAttributes({
       'service.name': settings.serviceName,
-      'service.instance.id': `${role}-${process.pid}`,
+      'service.instance.id': randomUUID(),
       'process.pid': process.pid,
       'task_status.role': role,
     }),

@@ -39,7 +39,7 @@ const blank = (value: string | undefined) => value === undefined || value.trim()
 
 /** `OTEL_TRACES_SAMPLER` and its argument; the spec's default is `parentbased_always_on`. */
 function readSampler(env: Env): SamplerSettings {
-  const name = (env['OTEL_TRACES_SAMPLER']?.trim().toLowerCase() || 'parentbased_always_on') as string;
+  const name = env['OTEL_TRACES_SAMPLER']?.trim().toLowerCase() || 'parentbased_always_on';
   if (!(SAMPLERS as readonly string[]).includes(name)) {
     throw new ConfigError(
       'OTEL_TRACES_SAMPLER',

@@ -39,6 +39,8 @@ export interface ReceivedSpan {
   /** The resource of the process that exported it (`process.pid`, `task_status.role`…). */
   readonly resource: Readonly<Record<string, string | number | boolean>>;
   readonly events: readonly string[];
+  /** The spans it links to, as `traceId/spanId`. */
+  readonly links: readonly string[];
 }
 
 /** An OTLP/HTTP JSON trace receiver on a free port, keeping every span in memory. */
@@ -90,6 +92,7 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
               attributes: flatten(span.attributes),
               resource,
               events: (span.events ?? []).map((event) => event.name),
+              links: (span.links ?? []).map((link) => `${hexId(link.traceId)}/${hexId(link.spanId)}`),
             });
           }
         }

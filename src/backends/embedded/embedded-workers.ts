@@ -1,3 +1,4 @@
+import { AsyncResource } from 'node:async_hooks';
 import { MAX_TIMER_MS } from '../../lib/timers.js';
 import type { Logger } from '../../logger.js';
 import { recoverInterrupted } from '../../tasks/claims.js';
@@ -57,6 +58,11 @@ export class EmbeddedWorkers implements TaskQueue {
   /** Tasks a crashed process left RUNNING have been dealt with; claiming may begin. */
   #recovered = false;
   #recovering: Promise<void> | undefined;
+  /**
+   * The async context runs start in: the workers' own, not that of the request whose enqueue woke
+   * them (a trace or log context of that request would otherwise follow every run after it).
+   */
+  readonly #scope = new AsyncResource('EmbeddedWorkers');
 
   /** `maxRunningPerUser`: tasks of one user running at once (MAX_RUNNING_PER_USER); 0: no cap. */
   constructor(repository: SqliteRepository, kinds: KindRegistry, logger: Logger, maxRunningPerUser = 0) {
@@ -235,6 +241,10 @@ export class EmbeddedWorkers implements TaskQueue {
    * again while the per-user cap refused some and slots and ids are left.
    */
   #pump(): void {
+    this.#scope.runInAsyncScope(this.#claimAndRun, this);
+  }
+
+  #claimAndRun(): void {
     while (!this.#stopped && this.#recovered) {
       if (this.#due.size === 0 && this.#backlog && !this.#searchStore()) return;
       const free = this.#concurrency - this.#busy;
