@@ -53,6 +53,8 @@ export interface BenchOptions {
   readonly alwaysUpTo: number;
   /** What every connection subscribes with (the SDK's document by hash or text, or the bench's own). */
   readonly subscribeAs: SubscribeAs;
+  /** Run the service with OpenTelemetry tracing at this sampling ratio (0–1); null: tracing off. */
+  readonly tracing: number | null;
 }
 
 export const USAGE = `npm run bench -- [options]
@@ -84,7 +86,10 @@ export const USAGE = `npm run bench -- [options]
   --seed N              user selection seed, default 1
   --subscribe-as S      what each connection subscribes with: bench (the bench's own text), sdk-text
                         (the SDK's TaskCompleted document as text) or sdk-hash (the same document by
-                        its trusted-document hash, as the SDK sends it), default bench`;
+                        its trusted-document hash, as the SDK sends it), default bench
+  --tracing RATIO       run the service with OpenTelemetry tracing on, sampling RATIO (0 to 1) of the
+                        traces (parentbased_traceidratio), exported over OTLP/HTTP to a sink the bench
+                        runs; default off`;
 
 function numberList(raw: string, name: string): number[] {
   const values = raw.split(',').map((part) => Number(part.trim()));
@@ -103,6 +108,15 @@ function transportList(raw: string): E2eTransport[] {
     );
   }
   return [...new Set(names)] as E2eTransport[];
+}
+
+function tracingRatio(raw: string | undefined): number | null {
+  if (raw === undefined) return null;
+  const value = Number(raw);
+  if (raw.trim() === '' || !Number.isFinite(value) || value < 0 || value > 1) {
+    throw new Error(`--tracing: expected a sampling ratio from 0 to 1, got ${JSON.stringify(raw)}`);
+  }
+  return value;
 }
 
 function positive(raw: string | undefined, name: string, fallback: number, max: number): number {
@@ -141,6 +155,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
       warmup: { type: 'string' },
       'always-up-to': { type: 'string' },
       'subscribe-as': { type: 'string', default: 'bench' },
+      tracing: { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -206,6 +221,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
     quietMs: quick ? 1_000 : 15_000,
     warmupS: warmup ?? (quick ? 0 : Math.min(3, durationS)),
     subscribeAs: subscribeAs as SubscribeAs,
+    tracing: tracingRatio(values.tracing),
     alwaysUpTo: positive(values['always-up-to'], '--always-up-to', 1_000, 1_000_000),
   };
 }

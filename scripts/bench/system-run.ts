@@ -18,6 +18,7 @@ import { startBaselineWorker } from './e2e-baseline/worker-process.js';
 import { GcCounter } from './gc-counter.js';
 import { log } from './log.js';
 import type { BenchOptions, SystemName } from './options.js';
+import { startOtlpSink } from './otlp-sink.js';
 import { summarizeProfile } from './profile-summary.js';
 import type { LoadGenApi, PublisherApi } from './protocol.js';
 import { deletePrefix } from './redis-admin.js';
@@ -82,10 +83,18 @@ export async function runSystem(
   let publisher: SpawnedChild | null = null;
   let worker: SpawnedChild | null = null;
   let serverLog: fs.WriteStream | null = null;
+  const sink = options.tracing !== null && system !== 'baseline' ? await startOtlpSink() : null;
   const cleanup = async () => {
     for (const child of [loadgen, publisher, worker]) if (child) await stopChild(child, 'SIGTERM', 5_000);
     if (server) await stopChild(server, 'SIGTERM', options.cpuProf ? 120_000 : 20_000);
     serverLog?.end();
+    if (sink) {
+      notes.push(
+        `${system}: tracing on, sampling ${options.tracing}: ${sink.received.requests} OTLP exports, ` +
+          `${Math.round(sink.received.bytes / 1024)} KB, received by the bench's sink.`,
+      );
+      await sink.close();
+    }
     if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
     if (redis) {
       try {
@@ -134,6 +143,13 @@ export async function runSystem(
         WORKER_CONCURRENCY: String(options.workers),
         EVENT_RETENTION: String(EVENT_RETENTION),
         ...(dataDir ? { DATA_DIR: dataDir } : { REDIS_URL: options.redisUrl, REDIS_KEY_PREFIX: prefix }),
+        ...(sink
+          ? {
+              OTEL_EXPORTER_OTLP_ENDPOINT: sink.endpoint,
+              OTEL_TRACES_SAMPLER: 'parentbased_traceidratio',
+              OTEL_TRACES_SAMPLER_ARG: String(options.tracing),
+            }
+          : {}),
       });
     }
     // The server's stdout (its --trace-gc lines among them), for a closer look at GC pauses.

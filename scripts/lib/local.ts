@@ -78,11 +78,14 @@ const SERVICE_VARIABLES: ReadonlySet<string> = new Set([
   'NODE_OPTIONS',
 ]);
 
-/** This process's environment without {@link SERVICE_VARIABLES}: the base of a child service's. */
+/**
+ * This process's environment without {@link SERVICE_VARIABLES} and OpenTelemetry's `OTEL_*` (a
+ * child traces only when told to): the base of a child service's.
+ */
 export function inheritedEnv(): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [key, value] of Object.entries(process.env)) {
-    if (value !== undefined && !SERVICE_VARIABLES.has(key)) env[key] = value;
+    if (value !== undefined && !SERVICE_VARIABLES.has(key) && !key.startsWith('OTEL_')) env[key] = value;
   }
   return env;
 }
