@@ -6,6 +6,7 @@ import { type BackendParts, backendFor, embeddedBackendFor } from './backends/ba
 import type { Config } from './config.js';
 import { createMaskError } from './graphql/error-mapper.js';
 import { RevocableSubscriptions } from './graphql/plugins/subscription-revocation.js';
+import { TrustedDocuments } from './graphql/plugins/trusted-documents.js';
 import { createGraphQLEndpoint, GRAPHQL_PATH } from './graphql/yoga.js';
 import { createDemoPageHandler } from './http/demo-page.js';
 import type { DevTokens } from './http/graphiql.js';
@@ -125,6 +126,7 @@ export function buildApp(deps: AppDeps): App {
 
   // The edge: one GraphQL pipeline, reached over HTTP/SSE and over graphql-ws.
   const maskError = createMaskError(logger);
+  const trustedDocuments = TrustedDocuments.ofSdk(config.persistedOperationsOnly);
   const graphql = createGraphQLEndpoint({
     config,
     metrics,
@@ -132,6 +134,7 @@ export function buildApp(deps: AppDeps): App {
     delivery,
     verifier,
     maskError,
+    trustedDocuments,
     revokeUserConnections: (userId) => revoker.revoke(userId),
     revocableSubscriptions,
     devTokens: () => devTokens,
@@ -163,6 +166,7 @@ export function buildApp(deps: AppDeps): App {
       revocations,
       registry,
       maskError,
+      trustedDocuments,
     }),
   });
   const server = createServer(router.handle);

@@ -1,7 +1,5 @@
 import {
   type AnyVariables,
-  type Client,
-  type DocumentInput,
   type Exchange,
   makeOperation,
   makeResult,
@@ -11,10 +9,10 @@ import {
 import { filter, fromPromise, fromValue, makeSubject, merge, mergeMap, pipe } from 'wonka';
 import { backoff } from './backoff.js';
 import { createMemoryCursorStore } from './cursor-store.js';
-import { errorCode, TaskClientError } from './errors.js';
+import { errorCode } from './errors.js';
 import { TasksQuery, ViewerQuery } from './operations.js';
 import { type FeedEvent, findFeedField, ResumableFeed } from './resumable-feed.js';
-import type { TaskPage } from './task-requests.js';
+import { createSendRequest, type SendRequest, type TaskPage } from './task-requests.js';
 import { type CursorStore, FINAL_STATUSES, type Task } from './types.js';
 
 /** Options of {@link resumableSubscriptionsExchange}. */
@@ -74,6 +72,7 @@ export function resumableSubscriptionsExchange(options: ResumableSubscriptionsOp
 
   return ({ client, forward }) =>
     (operations$) => {
+      const request = createSendRequest(client);
       const feeds = new Map<number, ResumableFeed>();
       /** Operations this exchange sends again by itself, past the client. */
       const resends = makeSubject<Operation>();
@@ -145,10 +144,10 @@ export function resumableSubscriptionsExchange(options: ResumableSubscriptionsOp
         const { userId, responseKey } = feed.field;
         for (let attempt = 0; generation === feed.generation; attempt++) {
           try {
-            const viewer = await query(client, ViewerQuery, {});
+            const viewer = await request('query', ViewerQuery, {});
             const isViewer = viewer.viewer.userId === userId;
             const resumeFrom = isViewer ? viewer.viewer.lastEventCursor : null;
-            const finished = await finalTasks(client, isViewer ? null : userId);
+            const finished = await finalTasks(request, isViewer ? null : userId);
             if (generation !== feed.generation) return;
             const cursor = resumeFrom ?? feed.cursor ?? '';
             for (const task of feed.missed(finished)) {
@@ -224,25 +223,13 @@ function variablesOf(operation: Operation): Readonly<Record<string, unknown>> {
   return (operation.variables ?? {}) as Readonly<Record<string, unknown>>;
 }
 
-/** A query's data, read from the server (never a cache); rejects with `TaskClientError`. */
-async function query<Data, Variables extends AnyVariables>(
-  client: Client,
-  document: DocumentInput<Data, Variables>,
-  variables: Variables,
-): Promise<Data> {
-  const result = await client.query(document, variables, { requestPolicy: 'network-only' }).toPromise();
-  if (result.error) throw TaskClientError.from(result.error);
-  if (!result.data) throw new TaskClientError('the server sent no data', null);
-  return result.data;
-}
-
 /** Up to {@link RECONCILE_LIMIT} tasks in a final status, newest first; `userId` null: the caller's own. */
-async function finalTasks(client: Client, userId: string | null): Promise<Task[]> {
+async function finalTasks(request: SendRequest, userId: string | null): Promise<Task[]> {
   const found: Task[] = [];
   let after: string | null = null;
   while (found.length < RECONCILE_LIMIT) {
     const tasks: TaskPage = (
-      await query(client, TasksQuery, {
+      await request('query', TasksQuery, {
         userId,
         status: [...FINAL_STATUSES],
         first: Math.min(100, RECONCILE_LIMIT - found.length),

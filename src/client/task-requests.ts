@@ -46,11 +46,14 @@ export type SendRequest = <Data, Variables extends AnyVariables>(
   variables: Variables,
 ) => Promise<Data>;
 
-/** {@link SendRequest} through `urql`, whose exchanges add the token (see `tokenAuthExchange`). */
+/**
+ * {@link SendRequest} through `urql`, whose exchanges add the token (see `tokenAuthExchange`);
+ * queries are always answered by the server, never from a cache exchange.
+ */
 export function createSendRequest(urql: Client): SendRequest {
   return async (kind, document, variables) => {
     const result = await (kind === 'query'
-      ? urql.query(document, variables)
+      ? urql.query(document, variables, { requestPolicy: 'network-only' })
       : urql.mutation(document, variables)
     ).toPromise();
     if (result.error) throw TaskClientError.from(result.error);

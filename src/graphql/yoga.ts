@@ -18,7 +18,7 @@ import { useSubscriptionExpiry } from './plugins/subscription-expiry.js';
 import { useSubscriptionMetrics } from './plugins/subscription-metrics.js';
 import { type RevocableSubscriptions, useSubscriptionRevocation } from './plugins/subscription-revocation.js';
 import { type PushingTransport, useSubscriptionStreams } from './plugins/subscription-streams.js';
-import { TrustedDocuments, useTrustedDocuments } from './plugins/trusted-documents.js';
+import { type TrustedDocuments, useTrustedDocuments } from './plugins/trusted-documents.js';
 
 export const GRAPHQL_PATH = '/graphql';
 
@@ -50,6 +50,8 @@ export interface GraphQLEndpointOptions {
   readonly verifier: TokenVerifier;
   /** The one mapper from thrown errors to client errors (`error-mapper.ts`). */
   readonly maskError: (error: unknown, message?: string) => GraphQLError;
+  /** The trusted documents, shared with the graphql-ws hooks (one rule for every transport). */
+  readonly trustedDocuments: TrustedDocuments;
   readonly revokeUserConnections: (userId: string) => Promise<number>;
   /** Where SSE subscriptions are tracked, so that a revocation ends them. */
   readonly revocableSubscriptions: RevocableSubscriptions;
@@ -71,6 +73,7 @@ export function createGraphQLEndpoint({
   delivery,
   verifier,
   maskError,
+  trustedDocuments,
   revokeUserConnections,
   revocableSubscriptions,
   devTokens,
@@ -101,7 +104,7 @@ export function createGraphQLEndpoint({
       ...graphqlTracingPlugins(),
       useRequestParseErrors(),
       // HTTP and SSE (yoga's onParams); graphql-ws-hooks applies the same rules to WebSocket operations.
-      useTrustedDocuments(TrustedDocuments.ofSdk(config.persistedOperationsOnly)),
+      useTrustedDocuments(trustedDocuments),
       ...queryLimitPlugins({
         maxDepth: config.maxQueryDepth,
         maxAliases: config.maxQueryAliases,

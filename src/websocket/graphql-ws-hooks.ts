@@ -7,7 +7,7 @@ import type { Viewer } from '../auth/viewer.js';
 import type { Config } from '../config.js';
 import { ErrorCode } from '../graphql/error-mapper.js';
 import { PushedSubscription } from '../graphql/plugins/subscription-streams.js';
-import { TrustedDocuments, withEmptyQueryForPersisted } from '../graphql/plugins/trusted-documents.js';
+import { type TrustedDocuments, withEmptyQueryForPersisted } from '../graphql/plugins/trusted-documents.js';
 import type { SubscriptionStream } from '../graphql/subscription-stream.js';
 import type { GraphQLEndpoint } from '../graphql/yoga.js';
 import { requestIdFrom } from '../http/request-id.js';
@@ -80,6 +80,8 @@ export interface GraphQLWsHooksOptions {
   readonly registry: ConnectionRegistry;
   /** The one mapper from thrown errors to client errors. */
   readonly maskError: (error: unknown) => GraphQLError;
+  /** The same trusted documents as the HTTP pipeline's. */
+  readonly trustedDocuments: TrustedDocuments;
 }
 
 /** graphql-ws's callbacks for this service, and what the socket adapter asks of it. */
@@ -110,12 +112,12 @@ export function createGraphQLWsHooks({
   revocations,
   registry,
   maskError,
+  trustedDocuments,
 }: GraphQLWsHooksOptions): GraphQLWsHooks {
   const connections = new WeakMap<WebSocket, ConnectionState>();
   const closeForToken = (socket: WebSocket, reason: string) =>
     socket.close(CloseCode.Forbidden, `Forbidden: ${reason}`);
   const formatPushedError = (error: GraphQLError) => formatForSocket(maskError(error));
-  const trustedDocuments = TrustedDocuments.ofSdk(config.persistedOperationsOnly);
 
   /**
    * Registers an open connection for the user of a token one of its operations carried; the error
