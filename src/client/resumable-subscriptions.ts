@@ -6,7 +6,7 @@ import {
   type Operation,
   type OperationResult,
 } from '@urql/core';
-import { filter, fromPromise, fromValue, makeSubject, merge, mergeMap, pipe } from 'wonka';
+import { filter, fromPromise, fromValue, makeSubject, map, merge, mergeMap, pipe } from 'wonka';
 import { backoff } from './backoff.js';
 import { createMemoryCursorStore } from './cursor-store.js';
 import { errorCode } from './errors.js';
@@ -49,8 +49,10 @@ const KEPT_FEEDS = 100;
  * - **CURSOR_EXPIRED** (or an `after` from another deployment): the error is not handed on. The
  *   newest finished tasks are read with `tasks` (at most 1,000), those not yet delivered are handed
  *   on as `replayed` events, and the subscription is sent again from the viewer's newest cursor.
- * - **Errors** that end the subscription are handed on, and the subscription is sent again after
- *   `retryDelay`, for as long as it is subscribed.
+ * - **Errors and ends:** a result with an error, or the end of the stream, ends that stream, and
+ *   its data is not taken (urql merges the stream's last data into an error result). The error is
+ *   handed on without data and without completing the operation, and the subscription is sent
+ *   again from the last accepted cursor after `retryDelay`, for as long as it is subscribed.
  *
  * The document must give `after` a variable and select `cursor` (and `task { id finishedAt }` to
  * drop repeats of a task). Put the exchange before the exchanges that send operations
@@ -166,29 +168,33 @@ export function resumableSubscriptionsExchange(options: ResumableSubscriptionsOp
         }
       }
 
-      /** Whether the result goes on to the client. */
-      function onResult(result: OperationResult, feed: ResumableFeed): boolean {
+      /** What goes on to the client for a result: the result, an error without data, or nothing. */
+      function onResult(result: OperationResult, feed: ResumableFeed): OperationResult | null {
         const { error, data, operation } = result;
+        if (error || result.hasNext === false) {
+          // The stream ended, or carries an error that urql merges with the stream's last data (and
+          // into every later result): nothing of it is taken. It ends here and is sent again from the
+          // last cursor accepted, while the client's operation stays open (`hasNext`: an error or end
+          // result would otherwise complete it, and nothing would subscribe again).
+          resends.next(makeOperation('teardown', operation, operation.context));
+          const first = error?.graphQLErrors[0];
+          const code = errorCode(first);
+          if (
+            code === 'CURSOR_EXPIRED' ||
+            (code === 'BAD_USER_INPUT' && first?.extensions['field'] === 'after')
+          ) {
+            void reconcile(operation, feed, feed.generation);
+            return null;
+          }
+          retryLater(operation, feed);
+          return error ? { ...result, data: undefined, hasNext: true } : null;
+        }
         const event: unknown = (data as Record<string, unknown> | null | undefined)?.[feed.field.responseKey];
-        if (event !== null && typeof event === 'object') {
-          const before = feed.cursor;
-          const fresh = feed.accept(event as FeedEvent);
-          if (feed.cursor !== before) save(feed.field.userId, feed.cursor);
-          return fresh;
-        }
-        // An error without data ended the subscription.
-        if (!error) return true;
-        const first = error.graphQLErrors[0];
-        const code = errorCode(first);
-        if (
-          code === 'CURSOR_EXPIRED' ||
-          (code === 'BAD_USER_INPUT' && first?.extensions['field'] === 'after')
-        ) {
-          void reconcile(operation, feed, feed.generation);
-          return false;
-        }
-        retryLater(operation, feed);
-        return true;
+        if (event === null || typeof event !== 'object') return result;
+        const before = feed.cursor;
+        const fresh = feed.accept(event as FeedEvent);
+        if (feed.cursor !== before) save(feed.field.userId, feed.cursor);
+        return fresh ? result : null;
       }
 
       const outgoing$ = pipe(
@@ -210,10 +216,11 @@ export function resumableSubscriptionsExchange(options: ResumableSubscriptionsOp
 
       const results$ = pipe(
         forward(merge([outgoing$, resends.source])),
-        filter((result) => {
+        map((result) => {
           const feed = result.operation.kind === 'subscription' ? feeds.get(result.operation.key) : undefined;
-          return feed?.active ? onResult(result, feed) : true;
+          return feed?.active ? onResult(result, feed) : result;
         }),
+        filter((result): result is OperationResult => result !== null),
       );
       return merge([results$, recovered.source]);
     };

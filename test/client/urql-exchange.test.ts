@@ -50,12 +50,19 @@ interface Received {
  * A plain @urql/core app as its docs show it: graphql-ws retrying forever, the exchange first.
  * Returns the client, its graphql-ws client and what the subscription received.
  */
-function plainUrqlApp(options: { httpUrl: string; wsUrl: string; token: string; cursorStore: CursorStore }) {
+function plainUrqlApp(options: {
+  httpUrl: string;
+  wsUrl: string;
+  token: string;
+  cursorStore: CursorStore;
+  /** graphql-ws's reconnect attempts before it fails its subscriptions. @default Infinity */
+  retryAttempts?: number;
+}) {
   const ws: WsClient = createClient({
     url: options.wsUrl,
     webSocketImpl: WebSocket,
     connectionParams: { authorization: `Bearer ${options.token}` },
-    retryAttempts: Number.POSITIVE_INFINITY,
+    retryAttempts: options.retryAttempts ?? Number.POSITIVE_INFINITY,
     shouldRetry: () => true,
     retryWait: () => new Promise((resolve) => setTimeout(resolve, 200)),
     keepAlive: 500,
@@ -172,6 +179,45 @@ describe('resumableSubscriptionsExchange in a plain @urql/core client across kil
   }, 60_000);
 });
 
+describe('resumableSubscriptionsExchange when graphql-ws gives up on a subscription', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer();
+  });
+  afterAll(() => server.stop());
+
+  it('should keep the operation open and subscribe again from its cursor after the error that ended it', async () => {
+    const user = 'urql-gives-up';
+    const token = await server.token(user);
+    const proxy = await startTcpProxy(server.port);
+    // No reconnect of its own: a lost socket fails the subscription with an error result.
+    const app = plainUrqlApp({
+      httpUrl: server.url,
+      wsUrl: `ws://127.0.0.1:${proxy.port}/graphql`,
+      token,
+      cursorStore: createMemoryCursorStore(),
+      retryAttempts: 0,
+    });
+    cleanups.push(() => app.ws.dispose());
+    const subscription = app.follow(user, await lastEventCursor(server, token));
+    cleanups.push(() => subscription.unsubscribe());
+    const first = await startTask(server, token, 'echo', { value: 'before the cut' });
+    await app.until([first.id]);
+
+    proxy.blackhole();
+    const missed = await startTask(server, token, 'echo', { value: 'while cut' });
+    await waitForFinal(server, token, missed.id);
+    proxy.restore();
+    await app.until([missed.id], 'the completion missed while the socket was cut');
+    const later = await startTask(server, token, 'echo', { value: 'after' });
+    await app.until([later.id], 'a completion after the new subscription');
+
+    expect(app.received.map((event) => event.id)).toEqual([first.id, missed.id, later.id]);
+    // The error that ended the first subscription was handed on; nothing else went wrong.
+    expect(app.errors.length).toBeGreaterThan(0);
+  });
+});
+
 describe('resumableSubscriptionsExchange with an expired cursor (EVENT_RETENTION=3)', () => {
   let server: TestServer;
   beforeAll(async () => {
@@ -209,5 +255,39 @@ describe('resumableSubscriptionsExchange with an expired cursor (EVENT_RETENTION
     // CURSOR_EXPIRED is the exchange's to handle: the app saw no error.
     expect(app.errors).toEqual([]);
     expect(cursorStore.get(user)).toBe(app.received.at(-1)?.cursor);
+  });
+
+  it('should recover when graphql-ws re-sends a cursor that expired meanwhile: the error urql merges with the last event is not taken for it', async () => {
+    const user = 'urql-expired-midstream';
+    const token = await server.token(user);
+    const proxy = await startTcpProxy(server.port);
+    const app = plainUrqlApp({
+      httpUrl: server.url,
+      wsUrl: `ws://127.0.0.1:${proxy.port}/graphql`,
+      token,
+      cursorStore: createMemoryCursorStore(),
+    });
+    cleanups.push(() => app.ws.dispose());
+    const subscription = app.follow(user, await lastEventCursor(server, token));
+    cleanups.push(() => subscription.unsubscribe());
+    const first = await startTask(server, token, 'echo', { value: 'before the cut' });
+    await app.until([first.id]);
+
+    // Nothing reaches the app while more completions than the log keeps happen; restoring cuts the
+    // socket, and graphql-ws re-sends the subscription with the (now expired) last cursor.
+    proxy.blackhole();
+    const missed: string[] = [];
+    for (const value of ['a', 'b', 'c', 'd']) {
+      const task = await startTask(server, token, 'echo', { value });
+      await waitForFinal(server, token, task.id);
+      missed.push(task.id);
+    }
+    proxy.restore();
+    await app.until(missed, 'the completions missed while the socket was cut');
+    const later = await startTask(server, token, 'echo', { value: 'after the reconnect' });
+    await app.until([later.id], 'a completion after the reconciliation');
+
+    expect(app.received.map((event) => event.id)).toEqual([first.id, ...missed, later.id]);
+    expect(app.errors).toEqual([]);
   });
 });
