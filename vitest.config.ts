@@ -1,5 +1,4 @@
 import { execFileSync } from 'node:child_process';
-import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
@@ -49,9 +48,6 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 30_000,
     pool: 'forks',
-    // The suites spend much of their time waiting on servers, child processes and Redis: one file
-    // per core (vitest's default leaves a core idle, which on a 2-core machine means one at a time).
-    maxWorkers: availableParallelism(),
     reporters: ['default'],
     projects: [
       {
